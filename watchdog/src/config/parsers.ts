@@ -1,0 +1,109 @@
+/**
+ * Value parsers for settings. Each returns the parsed value or throws a `TypeError` whose message
+ * says what was expected; the loader prefixes it with the setting's names.
+ */
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Parses a duration into milliseconds. Accepts Go's notation (`1m30s`, `500ms`) because
+ * of-watchdog's settings use it, and a bare number as seconds because of-watchdog does that too.
+ */
+export function parseDuration(raw: string): number {
+  const text = raw.trim();
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
+  const part = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  let total = 0;
+  let consumed = 0;
+  for (let match = part.exec(text); match; match = part.exec(text)) {
+    total += Number(match[1]) * (DURATION_UNITS[match[2] as string] as number);
+    consumed = part.lastIndex;
+  }
+  if (consumed === 0 || consumed !== text.length) {
+    throw new TypeError('expected a duration such as 500ms, 10s, 1m30s or a number of seconds');
+  }
+  return Math.round(total);
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  kb: 1000,
+  mb: 1000 ** 2,
+  gb: 1000 ** 3,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+};
+
+/** Parses a byte size: a number with an optional unit (`512`, `64kb`, `10MiB`, `1GiB`). */
+export function parseSize(raw: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(raw.trim());
+  const unit = SIZE_UNITS[(match?.[2] ?? '?').toLowerCase()];
+  if (!match || unit === undefined) {
+    throw new TypeError('expected a size such as 1048576, 512kb, 10MiB or 1GiB');
+  }
+  return Math.floor(Number(match[1]) * unit);
+}
+
+/** Parses a non-negative integer. */
+export function parseCount(raw: string): number {
+  const text = raw.trim();
+  if (!/^\d+$/.test(text)) throw new TypeError('expected a whole number, 0 or more');
+  return Number(text);
+}
+
+/** Parses a TCP port; 0 asks the OS for a free one. */
+export function parsePort(raw: string): number {
+  const port = parseCount(raw);
+  if (port > 65535) throw new TypeError('expected a port number between 0 and 65535');
+  return port;
+}
+
+const TRUE = new Set(['true', '1', 'yes', 'on']);
+const FALSE = new Set(['false', '0', 'no', 'off']);
+
+/** Parses a boolean written as true/false, 1/0, yes/no or on/off. */
+export function parseBool(raw: string): boolean {
+  const text = raw.trim().toLowerCase();
+  if (TRUE.has(text)) return true;
+  if (FALSE.has(text)) return false;
+  throw new TypeError('expected true or false');
+}
+
+/** Builds a parser that accepts one of the given words. */
+export function parseOneOf<T extends string>(choices: readonly T[]): (raw: string) => T {
+  return (raw) => {
+    const text = raw.trim() as T;
+    if (!choices.includes(text)) throw new TypeError(`expected one of ${choices.join(', ')}`);
+    return text;
+  };
+}
+
+/** Parses an absolute http(s) URL, normalised without a trailing slash on its path. */
+export function parseHttpUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw new TypeError('expected an absolute URL such as http://127.0.0.1:3000');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new TypeError(`expected an http:// or https:// URL, got protocol ${url.protocol}`);
+  }
+  return url.href.replace(/\/$/, '');
+}
+
+/** Accepts any non-empty text. */
+export function parseText(raw: string): string {
+  const text = raw.trim();
+  if (text === '') throw new TypeError('expected a non-empty value');
+  return text;
+}
+
+/** Parses an HTTP path that must start with `/`. */
+export function parsePath(raw: string): string {
+  const text = parseText(raw);
+  if (!text.startsWith('/')) throw new TypeError('expected a path starting with /');
+  return text;
+}

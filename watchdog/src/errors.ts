@@ -1,0 +1,71 @@
+import type { ServerResponse } from 'node:http';
+
+/**
+ * Every error the watchdog itself produces, by stable code. `status` is the HTTP status for errors
+ * answered to a client; `null` marks errors that are only logged (or end the process).
+ * docs/errors.md lists the same codes; a test keeps the two in step.
+ */
+export const ERRORS = {
+  PILOTLIGHT_CONFIG_INVALID: { status: null, summary: 'A setting is invalid, unknown or missing; the watchdog does not start.' },
+  PILOTLIGHT_START_FAILED: { status: null, summary: 'The function could not be started (listen failed, static directory missing, process could not start); the watchdog exits 1.' },
+  PILOTLIGHT_NOT_READY: { status: 503, summary: 'The instance is not ready yet (starting, generic or specializing); retry later.' },
+  PILOTLIGHT_FAILED: { status: 503, summary: 'The function process could not be kept running; the instance is `failed` and should be replaced.' },
+  PILOTLIGHT_DRAINING: { status: 503, summary: 'The instance is shutting down and takes no new requests.' },
+  PILOTLIGHT_OVERLOADED: { status: 429, summary: 'All `max_inflight` slots are busy and the queue is full (or has size 0).' },
+  PILOTLIGHT_QUEUE_TIMEOUT: { status: 429, summary: 'The request waited `queue_timeout` for a slot and got none.' },
+  PILOTLIGHT_BODY_TOO_LARGE: { status: 413, summary: 'The request body is larger than `max_body_size`.' },
+  PILOTLIGHT_BAD_TIMEOUT: { status: 400, summary: 'The `X-Timeout` header is not a duration.' },
+  PILOTLIGHT_READ_TIMEOUT: { status: 408, summary: 'The request was not received in full within `read_timeout`.' },
+  PILOTLIGHT_EXEC_TIMEOUT: { status: 504, summary: 'The function did not answer within the exec timeout (or `X-Timeout`); fork modes killed its process group.' },
+  PILOTLIGHT_WRITE_TIMEOUT: { status: null, summary: 'The response was not written within `write_timeout`; the connection was cut.' },
+  PILOTLIGHT_UPSTREAM_UNAVAILABLE: { status: 502, summary: 'The `http` mode upstream refused or dropped the connection.' },
+  PILOTLIGHT_UPSTREAM_EXITED: { status: 502, summary: 'The `http` mode process exited while the request was in flight; the message names the exit code or signal.' },
+  PILOTLIGHT_UPSTREAM_RESTARTS: { status: null, summary: 'The `http` mode process exited and is being restarted with backoff.' },
+  PILOTLIGHT_FUNCTION_FAILED: { status: 500, summary: 'A fork-mode process exited non-zero or by a signal before answering.' },
+  PILOTLIGHT_SPAWN_FAILED: { status: 500, summary: 'A fork-mode process could not be started (command not found, not executable).' },
+  PILOTLIGHT_NOT_FOUND: { status: 404, summary: 'No such `/_/` endpoint, or no such file in `static` mode.' },
+  PILOTLIGHT_METHOD_NOT_ALLOWED: { status: 405, summary: 'The `/_/` endpoint or static file does not take this method.' },
+  PILOTLIGHT_INTERNAL: { status: 500, summary: 'A bug in the watchdog; the log has the stack.' },
+} as const;
+
+/** A stable watchdog error code. */
+export type ErrorCode = keyof typeof ERRORS;
+
+/** The response header that marks an error as the watchdog's, not the function's. */
+export const ERROR_HEADER = 'x-pilotlight-error';
+
+/** An error the watchdog answers with its own JSON body. */
+export class WatchdogError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+    this.name = 'WatchdogError';
+  }
+
+  /** The HTTP status this error is answered with. */
+  get status(): number {
+    return ERRORS[this.code].status ?? 500;
+  }
+}
+
+/**
+ * Answers `error` as JSON with the marking header. Does nothing useful once headers are out:
+ * then the only honest signal left is cutting the connection, which the caller decides.
+ */
+export function sendError(res: ServerResponse, error: WatchdogError, requestId?: string): void {
+  if (res.headersSent) {
+    res.destroy(error);
+    return;
+  }
+  const body = JSON.stringify({ code: error.code, message: error.message, requestId });
+  res.writeHead(error.status, {
+    ...error.headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    [ERROR_HEADER]: error.code,
+  });
+  res.end(body);
+}

@@ -1,0 +1,188 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Admission } from './admission.js';
+import type { Config } from './config/settings.js';
+import { parseDuration } from './config/parsers.js';
+import { sendError, WatchdogError } from './errors.js';
+import type { Invocation } from './invocation.js';
+import type { Lifecycle, State } from './lifecycle.js';
+import { bodyTooLarge } from './proxy/body-limit.js';
+import type { Runner } from './runners/runner.js';
+
+/** What the listener works with, passed in by the watchdog. */
+export interface ListenerDeps {
+  readonly config: Config;
+  readonly lifecycle: Lifecycle;
+  readonly admission: Admission;
+  readonly runner: Runner;
+  readonly logger: Logger;
+  /** Serves `/_/…`. */
+  readonly control: (req: IncomingMessage, res: ServerResponse) => void;
+}
+
+const NOT_SERVING: Record<Exclude<State, 'ready'>, () => WatchdogError> = {
+  starting: () => new WatchdogError('PILOTLIGHT_NOT_READY', 'the function is still starting; retry shortly', { 'retry-after': '1' }),
+  generic: () => new WatchdogError('PILOTLIGHT_NOT_READY', 'no function is loaded into this instance yet', { 'retry-after': '1' }),
+  specializing: () => new WatchdogError('PILOTLIGHT_NOT_READY', 'the function is being loaded; retry shortly', { 'retry-after': '1' }),
+  draining: () => new WatchdogError('PILOTLIGHT_DRAINING', 'this instance is shutting down; send the request to another one', { connection: 'close' }),
+  failed: () => new WatchdogError('PILOTLIGHT_FAILED', 'the function process could not be kept running; this instance is failed'),
+};
+
+/**
+ * The function port's request path: `/_/` to the control surface, everything else through
+ * admission (concurrency limit and queue), the exec timeout, and then the mode's runner.
+ */
+export class Listener {
+  #active = 0;
+  #accepting = true;
+  #onIdle: (() => void) | undefined;
+
+  constructor(private readonly deps: ListenerDeps) {}
+
+  /** Requests admitted or queued and not yet finished. */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Stops taking new function requests; those already admitted or queued go on. */
+  stopAccepting(): void {
+    this.#accepting = false;
+  }
+
+  /** Resolves once no request is active. */
+  idle(): Promise<void> {
+    if (this.#active === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#onIdle = resolve;
+    });
+  }
+
+  /** The `request` handler of the function port's server. */
+  readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = req.url as string;
+    if (url.charCodeAt(0) === 47 && url.charCodeAt(1) === 95 && url.charCodeAt(2) === 47) {
+      this.deps.control(req, res);
+      return;
+    }
+    const { lifecycle, config, admission } = this.deps;
+    const state = lifecycle.state;
+    const requestId = (req.headers['x-request-id'] as string | undefined) || randomUUID();
+    if (state !== 'ready' && !(state === 'draining' && this.#accepting)) {
+      sendError(res, NOT_SERVING[state as Exclude<State, 'ready'>](), requestId);
+      return;
+    }
+    res.setHeader('x-request-id', requestId);
+    if (state === 'draining') res.setHeader('connection', 'close');
+    let timeout = config.execTimeout;
+    const asked = req.headers['x-timeout'] as string | undefined;
+    if (asked !== undefined) {
+      let askedMs: number;
+      try {
+        askedMs = parseDuration(asked);
+      } catch {
+        sendError(res, new WatchdogError('PILOTLIGHT_BAD_TIMEOUT', `X-Timeout "${asked}" is not a duration such as 500ms or 5s`), requestId);
+        return;
+      }
+      if (askedMs > 0 && (timeout === 0 || askedMs < timeout)) timeout = askedMs;
+    }
+    const declared = req.headers['content-length'];
+    if (config.maxBodySize > 0 && declared !== undefined && Number(declared) > config.maxBodySize) {
+      sendError(res, bodyTooLarge(config.maxBodySize), requestId);
+      return;
+    }
+    this.#active += 1;
+    if (admission.tryEnter()) {
+      this.#run(req, res, requestId, timeout);
+      return;
+    }
+    const ticket = admission.enqueue();
+    const cancel = () => {
+      ticket.cancel();
+    };
+    res.once('close', cancel);
+    ticket.admitted.then(
+      () => {
+        res.off('close', cancel);
+        if (res.destroyed) {
+          admission.leave();
+          this.#finish();
+        } else {
+          this.#run(req, res, requestId, timeout);
+        }
+      },
+      (error: WatchdogError) => {
+        sendError(res, error, requestId);
+        this.#finish();
+      },
+    );
+  };
+
+  #finish(): void {
+    this.#active -= 1;
+    if (this.#active === 0 && this.#onIdle) {
+      this.#onIdle();
+      this.#onIdle = undefined;
+    }
+  }
+
+  #run(req: IncomingMessage, res: ServerResponse, requestId: string, timeout: number): void {
+    const { runner, admission, config, logger } = this.deps;
+    const controller = new AbortController();
+    const started = performance.now();
+    let log: Logger | undefined;
+    const invocation: Invocation = {
+      id: requestId,
+      signal: controller.signal,
+      abort: (error) => {
+        if (controller.signal.aborted) return;
+        controller.abort(error);
+        if (error.code === 'PILOTLIGHT_WRITE_TIMEOUT') res.destroy();
+        else sendError(res, error, requestId);
+        (log ??= logger.child({ request_id: requestId })).warn({ code: error.code }, error.message);
+      },
+      log: () => (log ??= logger.child({ request_id: requestId })),
+    };
+    // With an exec timeout, write_timeout is at least as long (config enforces it), so one timer
+    // covers both; without one, the write timeout alone bounds the response.
+    let timer: NodeJS.Timeout | undefined;
+    if (timeout > 0) {
+      timer = setTimeout(
+        () => invocation.abort(new WatchdogError('PILOTLIGHT_EXEC_TIMEOUT', `the function did not answer within ${timeout} ms`)),
+        timeout,
+      );
+    } else if (config.writeTimeout > 0) {
+      timer = setTimeout(
+        () => invocation.abort(new WatchdogError('PILOTLIGHT_WRITE_TIMEOUT', `the response was not written within ${config.writeTimeout} ms`)),
+        config.writeTimeout,
+      );
+    }
+    const onClose = () => {
+      // The client went away before the response was complete: stop the work, answer nobody.
+      if (!res.writableFinished) controller.abort(new Error('client closed the connection'));
+    };
+    res.once('close', onClose);
+    const settle = () => {
+      clearTimeout(timer);
+      res.off('close', onClose);
+      admission.leave();
+      if (config.accessLog) {
+        invocation.log().info(
+          { method: req.method, path: req.url, status: res.statusCode, durationMs: Math.round(performance.now() - started) },
+          'request',
+        );
+      }
+      this.#finish();
+    };
+    runner.handle(req, res, invocation).then(settle, (error: unknown) => {
+      if (!controller.signal.aborted) {
+        if (error instanceof WatchdogError) sendError(res, error, requestId);
+        else {
+          invocation.log().error({ err: error, code: 'PILOTLIGHT_INTERNAL' }, 'request failed inside the watchdog');
+          sendError(res, new WatchdogError('PILOTLIGHT_INTERNAL', 'the watchdog failed to serve this request'), requestId);
+        }
+      }
+      settle();
+    });
+  }
+}

@@ -1,0 +1,60 @@
+import { readFileSync } from 'node:fs';
+import { ConfigError, helpText, loadConfig } from './config/load.js';
+import { createLogger } from './log/logger.js';
+import { defaultSpawn } from './process/group.js';
+import { Watchdog } from './watchdog.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+function fatal(code: string, message: string, extra: object = {}): never {
+  process.stdout.write(`${JSON.stringify({ level: 'fatal', time: new Date().toISOString(), code, ...extra, msg: message })}\n`);
+  process.exit(1);
+}
+
+/**
+ * The `pilotlight` entrypoint: the only place that reads `process.env` and `process.argv`
+ * (handed in by bin/pilotlight.js) and installs signal handlers.
+ */
+export async function main(env: NodeJS.ProcessEnv, argv: readonly string[]): Promise<void> {
+  let loaded: ReturnType<typeof loadConfig>;
+  try {
+    loaded = loadConfig(env, argv);
+  } catch (error) {
+    if (error instanceof ConfigError) fatal(error.code, error.message, { problems: error.problems });
+    throw error;
+  }
+  if (loaded.command === 'help') {
+    process.stdout.write(`${helpText()}\n`);
+    return;
+  }
+  if (loaded.command === 'version') {
+    process.stdout.write(`${VERSION}\n`);
+    return;
+  }
+  const { config } = loaded;
+  const { logger, destination } = createLogger({ level: config.logLevel, functionName: config.functionName, instance: config.instance });
+  const watchdog = new Watchdog({
+    config,
+    logger,
+    spawn: defaultSpawn,
+    env,
+    writeRaw: (text) => destination.write(text),
+    version: VERSION,
+  });
+  const stop = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, `received ${signal}, draining`);
+    void watchdog.shutdown(signal).then(() => {
+      destination.flushSync();
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  try {
+    await watchdog.start();
+  } catch (error) {
+    logger.fatal({ err: error, code: 'PILOTLIGHT_START_FAILED' }, `could not start: ${(error as Error).message}`);
+    destination.flushSync();
+    process.exit(1);
+  }
+}

@@ -1,0 +1,104 @@
+import type { ChildProcess } from 'node:child_process';
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+import { WatchdogError } from '../errors.js';
+import type { Invocation } from '../invocation.js';
+import { type ChildOutputOptions, forwardChildOutput } from '../log/child-output.js';
+import { limitBody } from '../proxy/body-limit.js';
+import { describeExit, type Spawn, signalGroup, spawnGroup } from './group.js';
+
+/** What the fork modes need to start a process per request. */
+export interface RequestProcessOptions {
+  readonly argv: readonly string[];
+  readonly env: NodeJS.ProcessEnv;
+  readonly spawn: Spawn;
+  readonly output: Omit<ChildOutputOptions, 'stream' | 'logger'>;
+  readonly maxBodySize: number;
+}
+
+/** A process serving one request. */
+export interface RequestProcess {
+  readonly child: ChildProcess;
+  /** Resolves once the process has exited and its output is read to the end. */
+  readonly done: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** `Content-Type` → `Content_Type`, as Go's canonical header names that of-watchdog uses. */
+function envName(header: string): string {
+  return header.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase()).replaceAll('-', '_');
+}
+
+/** The request as environment variables, named as of-watchdog names them. */
+export function requestEnv(req: IncomingMessage, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base };
+  const raw = req.rawHeaders;
+  const seen = new Set<string>();
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = `Http_${envName((raw[i] as string).toLowerCase())}`;
+    // A repeated header keeps its first value, as in of-watchdog.
+    if (seen.has(name)) continue;
+    seen.add(name);
+    env[name] = raw[i + 1];
+  }
+  const url = req.url ?? '/';
+  const query = url.indexOf('?');
+  env.Http_Method = req.method;
+  env.Http_Path = query === -1 ? url : url.slice(0, query);
+  if (query !== -1 && query < url.length - 1) env.Http_Query = url.slice(query + 1);
+  return env;
+}
+
+/** Message for a process that ended badly, pointing at the logs rather than leaking stderr. */
+export function failedExit(code: number | null, signal: NodeJS.Signals | null, requestId: string): WatchdogError {
+  return new WatchdogError(
+    'PILOTLIGHT_FUNCTION_FAILED',
+    `function process ${describeExit(code, signal)}; its stderr is in the logs under request_id ${requestId}`,
+  );
+}
+
+/**
+ * Starts the function's process for one request, in a process group of its own: the request body
+ * streams to its stdin, its stderr becomes log lines carrying the request id, and when the
+ * request is aborted (timeout, client gone, body too large) the whole group is killed. Once the
+ * leader exits, whatever it left running in its group is killed too, so nothing outlives the request.
+ */
+export function startRequestProcess(
+  req: IncomingMessage,
+  invocation: Invocation,
+  options: RequestProcessOptions,
+  logger: Logger,
+): RequestProcess {
+  const child = spawnGroup(options.spawn, options.argv, requestEnv(req, options.env), 'pipe');
+  const kill = () => signalGroup(child, 'SIGKILL');
+  invocation.signal.addEventListener('abort', kill, { once: true });
+  child.once('exit', kill);
+  // The process may stop reading stdin early (or never start); that is its business, not an error.
+  child.stdin!.on('error', () => {});
+  forwardChildOutput(child.stderr!, { ...options.output, logger, stream: 'stderr' });
+  try {
+    const body = limitBody(req, options.maxBodySize);
+    body.on('error', (error) => {
+      invocation.abort(error instanceof WatchdogError ? error : new WatchdogError('PILOTLIGHT_INTERNAL', String(error)));
+    });
+    body.pipe(child.stdin!);
+  } catch (error) {
+    kill();
+    throw error;
+  }
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      invocation.signal.removeEventListener('abort', kill);
+      reject(
+        new WatchdogError(
+          'PILOTLIGHT_SPAWN_FAILED',
+          `could not start ${JSON.stringify(options.argv[0])}: ${error.code ?? error.message}; check the process setting`,
+        ),
+      );
+    });
+    child.once('close', (code, signal) => {
+      invocation.signal.removeEventListener('abort', kill);
+      resolve({ code, signal });
+    });
+  });
+  return { child, done };
+}

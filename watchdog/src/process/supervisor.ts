@@ -1,0 +1,146 @@
+import type { ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { type ChildOutputOptions, forwardChildOutput } from '../log/child-output.js';
+import type { RunnerEvents } from '../runners/runner.js';
+import { describeExit, type Spawn, signalGroup, spawnGroup, stopGroup } from './group.js';
+
+/** A run counts as healthy once it has answered and stayed up this long. */
+const STABLE_AFTER_MS = 10_000;
+const FIRST_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 10_000;
+
+/** What the supervisor needs; all of it passed in so tests can drive it. */
+export interface SupervisorOptions {
+  readonly argv: readonly string[];
+  readonly env: NodeJS.ProcessEnv;
+  readonly spawn: Spawn;
+  readonly logger: Logger;
+  readonly output: Omit<ChildOutputOptions, 'stream' | 'logger'>;
+  /** Failed runs in a row before giving up. */
+  readonly maxRestarts: number;
+  /** Resolves true once the process answers; called repeatedly until then. */
+  readonly probe: () => Promise<boolean>;
+  readonly events: RunnerEvents;
+}
+
+/**
+ * Keeps one long-lived process running: starts it, waits until it answers, restarts it with
+ * exponential backoff when it exits, and declares failure after too many failed runs in a row.
+ */
+export class Supervisor {
+  #child: ChildProcess | undefined;
+  #answering = false;
+  #stopping = false;
+  #failures = 0;
+  #lastExit = '';
+  #firstUp: { resolve(): void; reject(error: Error): void } | undefined;
+
+  constructor(private readonly options: SupervisorOptions) {}
+
+  /** True while the process runs and has answered a probe. */
+  get answering(): boolean {
+    return this.#answering;
+  }
+
+  /** How the last run ended, for error messages ("exited with code 1"). */
+  get lastExit(): string {
+    return this.#lastExit;
+  }
+
+  /** Starts the process; resolves when it first answers, rejects if it never does. */
+  start(): Promise<void> {
+    const firstUp = new Promise<void>((resolve, reject) => {
+      this.#firstUp = { resolve, reject };
+    });
+    this.#run();
+    return firstUp;
+  }
+
+  #run(): void {
+    const { argv, env, spawn, logger, output } = this.options;
+    const child = spawnGroup(spawn, argv, env, 'ignore');
+    this.#child = child;
+    const startedAt = Date.now();
+    let upAt = 0;
+    logger.info({ pid: child.pid, argv }, 'function process started');
+    const childLogger = logger.child({ pid: child.pid });
+    forwardChildOutput(child.stdout!, { ...output, logger: childLogger, stream: 'stdout' });
+    forwardChildOutput(child.stderr!, { ...output, logger: childLogger, stream: 'stderr' });
+    child.on('error', (error) => {
+      logger.error({ code: 'PILOTLIGHT_START_FAILED', err: error }, `function process could not start: ${error.message}`);
+    });
+    child.once('exit', (code, signal) => {
+      this.#answering = false;
+      this.#lastExit = `function process ${describeExit(code, signal)}`;
+      signalGroup(child, 'SIGKILL');
+      if (this.#stopping) return;
+      const stable = upAt > 0 && Date.now() - upAt >= STABLE_AFTER_MS;
+      this.#failures = stable ? 0 : this.#failures + 1;
+      this.options.events.down(this.#lastExit);
+      if (this.#failures > this.options.maxRestarts) {
+        const reason = `${this.#lastExit}; gave up after ${this.options.maxRestarts} failed restarts`;
+        this.options.events.failed(reason);
+        this.#firstUp?.reject(new Error(reason));
+        return;
+      }
+      const backoff = Math.min(FIRST_BACKOFF_MS * 2 ** Math.max(0, this.#failures - 1), MAX_BACKOFF_MS);
+      logger.warn(
+        { code: 'PILOTLIGHT_UPSTREAM_RESTARTS', exitCode: code, signal, backoffMs: backoff, failures: this.#failures, ranMs: Date.now() - startedAt },
+        `${this.#lastExit}; restarting in ${backoff} ms`,
+      );
+      setTimeout(() => {
+        if (!this.#stopping) this.#run();
+      }, backoff).unref();
+    });
+    void this.#waitUntilAnswering(child).then((answered) => {
+      if (!answered) return;
+      upAt = Date.now();
+      this.#answering = true;
+      logger.info({ pid: child.pid, startMs: upAt - startedAt }, 'function process is answering');
+      this.options.events.up();
+      this.#firstUp?.resolve();
+      this.#firstUp = undefined;
+    });
+  }
+
+  /**
+   * Probes until the process answers or exits. There is no handshake an arbitrary HTTP server
+   * could send, so this polls, starting at 5 ms so a fast server is seen within milliseconds.
+   */
+  async #waitUntilAnswering(child: ChildProcess): Promise<boolean> {
+    let delay = 5;
+    while (this.#child === child && child.exitCode === null && child.signalCode === null && !this.#stopping) {
+      if (await this.options.probe().catch(() => false)) {
+        return this.#child === child && child.exitCode === null && child.signalCode === null;
+      }
+      await sleep(delay);
+      delay = Math.min(delay * 1.5, 100);
+    }
+    return false;
+  }
+
+  /** Whether the current process has exited or does within `ms`, so an error can be blamed on it. */
+  exitsWithin(ms: number): Promise<boolean> {
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        child.off('exit', onExit);
+        resolve(false);
+      }, ms);
+      const onExit = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      child.once('exit', onExit);
+    });
+  }
+
+  /** Stops the process: SIGTERM to its group, SIGKILL past `graceMs`. */
+  async stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    this.#answering = false;
+    if (this.#child) await stopGroup(this.#child, graceMs);
+  }
+}

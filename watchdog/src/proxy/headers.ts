@@ -1,0 +1,75 @@
+import type { IncomingMessage } from 'node:http';
+
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are never forwarded, plus
+ * `expect`, which Node answers itself and undici refuses.
+ */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+]);
+
+/** Extra names a `Connection` header declares hop-by-hop for this message. */
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const tokens = (Array.isArray(value) ? value.join(',') : value).split(',');
+  const named = new Set<string>();
+  for (const token of tokens) {
+    const name = token.trim().toLowerCase();
+    if (name !== '' && name !== 'close' && name !== 'keep-alive') named.add(name);
+  }
+  return named.size > 0 ? named : undefined;
+}
+
+/**
+ * The headers to send upstream as a flat `[name, value, …]` list: the client's own, minus
+ * hop-by-hop ones, with `X-Forwarded-For/-Proto/-Host` appended and the request id set.
+ */
+export function upstreamRequestHeaders(req: IncomingMessage, requestId: string): string[] {
+  const raw = req.rawHeaders;
+  const extra = connectionTokens(req.headers.connection);
+  const out: string[] = [];
+  let forwardedFor: string | undefined;
+  let hasRequestId = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || extra?.has(lower)) continue;
+    if (lower === 'x-forwarded-for') {
+      forwardedFor = forwardedFor === undefined ? (raw[i + 1] as string) : `${forwardedFor}, ${raw[i + 1]}`;
+      continue;
+    }
+    if (lower === 'x-forwarded-proto' || lower === 'x-forwarded-host') continue;
+    if (lower === 'x-request-id') hasRequestId = true;
+    out.push(name, raw[i + 1] as string);
+  }
+  const client = req.socket.remoteAddress ?? '';
+  out.push('x-forwarded-for', forwardedFor === undefined ? client : `${forwardedFor}, ${client}`);
+  out.push('x-forwarded-proto', (req.headers['x-forwarded-proto'] as string | undefined) ?? 'http');
+  const host = (req.headers['x-forwarded-host'] as string | undefined) ?? req.headers.host;
+  if (host !== undefined) out.push('x-forwarded-host', host);
+  if (!hasRequestId) out.push('x-request-id', requestId);
+  return out;
+}
+
+/** Removes hop-by-hop headers from an upstream response's header object, in place. */
+export function stripResponseHeaders(headers: Record<string, string | string[] | undefined>): typeof headers {
+  const extra = connectionTokens(headers.connection);
+  for (const name of HOP_BY_HOP) delete headers[name];
+  if (extra) for (const name of extra) delete headers[name];
+  return headers;
+}
+
+/** True when a request carries a body by HTTP/1.1's framing rules. */
+export function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}

@@ -1,0 +1,49 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/settings.js';
+import type { ChildOutputOptions } from '../log/child-output.js';
+import type { Spawn } from '../process/group.js';
+import { HttpRunner } from './http.js';
+import type { Runner, RunnerEvents } from './runner.js';
+import { SerializingRunner } from './serializing.js';
+import { StaticRunner } from './static.js';
+import { StreamingRunner } from './streaming.js';
+
+/** What every runner may draw on. */
+export interface RunnerContext {
+  readonly config: Config;
+  readonly env: NodeJS.ProcessEnv;
+  readonly spawn: Spawn;
+  readonly logger: Logger;
+  readonly output: Omit<ChildOutputOptions, 'stream' | 'logger'>;
+  readonly events: RunnerEvents;
+}
+
+/** Picks the runner for the configured mode. */
+export function createRunner(context: RunnerContext): Runner {
+  const { config } = context;
+  switch (config.mode) {
+    case 'http':
+      return new HttpRunner({
+        ...context,
+        upstreamUrl: config.upstreamUrl as string,
+        argv: config.process,
+        maxRestarts: config.maxRestarts,
+        readyPath: config.readyPath,
+        healthcheckInterval: config.healthcheckInterval,
+        maxBodySize: config.maxBodySize,
+        bufferRequestBody: config.bufferRequestBody,
+      });
+    case 'serializing':
+    case 'streaming': {
+      const options = {
+        ...context,
+        argv: config.process as readonly string[],
+        maxBodySize: config.maxBodySize,
+        contentType: config.contentType ?? 'application/octet-stream',
+      };
+      return config.mode === 'serializing' ? new SerializingRunner(options) : new StreamingRunner(options);
+    }
+    case 'static':
+      return new StaticRunner(config.staticPath);
+  }
+}

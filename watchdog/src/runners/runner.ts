@@ -1,0 +1,31 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Invocation } from '../invocation.js';
+
+/** What a runner tells the watchdog about its process between requests. */
+export interface RunnerEvents {
+  /** The function can serve again (first start or after a restart). */
+  up(): void;
+  /** The function cannot serve for now; the reason is logged and shown to callers. */
+  down(reason: string): void;
+  /** The function will not come back; the instance is `failed`. */
+  failed(reason: string): void;
+}
+
+/**
+ * One way of running a function. Each mode (`http`, `serializing`, `streaming`, `static`)
+ * implements this; the listener does admission, timeouts and errors around it.
+ */
+export interface Runner {
+  /** Starts whatever the mode keeps running and resolves once a request can be served. */
+  start(): Promise<void>;
+  /**
+   * Serves one request. Resolves when the response is complete; rejects with a `WatchdogError`
+   * when the watchdog must answer instead. Once `invocation.signal` aborts, the runner stops its
+   * work and writes nothing more: the listener answers with the abort reason.
+   */
+  handle(req: IncomingMessage, res: ServerResponse, invocation: Invocation): Promise<void>;
+  /** Whether the function can serve right now (for `/_/health`). */
+  readonly healthy: boolean;
+  /** Stops what the mode keeps running, killing it if it outlives `graceMs`. */
+  stop(graceMs: number): Promise<void>;
+}

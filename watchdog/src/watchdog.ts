@@ -1,0 +1,138 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { Admission } from './admission.js';
+import type { Config } from './config/settings.js';
+import { createControl } from './control/routes.js';
+import { ERROR_HEADER } from './errors.js';
+import { Lifecycle } from './lifecycle.js';
+import { Listener } from './listener.js';
+import { maintainLockFile } from './lock-file.js';
+import type { Spawn } from './process/group.js';
+import { createRunner } from './runners/create.js';
+import type { Runner } from './runners/runner.js';
+
+/** The collaborators a watchdog runs with; the entrypoint passes the real ones. */
+export interface WatchdogDeps {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly spawn: Spawn;
+  /** Environment for the function's processes. */
+  readonly env: NodeJS.ProcessEnv;
+  /** Writes a line to the log destination unchanged (child output with `prefix_logs` off). */
+  readonly writeRaw: (text: string) => void;
+  readonly version: string;
+}
+
+const READ_TIMEOUT_BODY = JSON.stringify({
+  code: 'PILOTLIGHT_READ_TIMEOUT',
+  message: 'the request was not received in full within read_timeout',
+});
+
+/**
+ * One watchdog: the function port, the lifecycle, admission and the mode's runner, started and
+ * shut down in the order DESIGN.md gives.
+ */
+export class Watchdog {
+  readonly lifecycle: Lifecycle;
+  readonly #server: Server;
+  readonly #listener: Listener;
+  readonly #runner: Runner;
+  #shutdown: Promise<void> | undefined;
+
+  constructor(private readonly deps: WatchdogDeps) {
+    const { config, logger } = deps;
+    this.lifecycle = new Lifecycle(logger);
+    const admission = new Admission(config);
+    this.#runner = createRunner({
+      ...deps,
+      output: { maxLine: config.logBufferSize, wrap: config.prefixLogs, writeRaw: deps.writeRaw },
+      events: {
+        up: () => this.lifecycle.set('ready'),
+        down: (reason) => {
+          if (this.lifecycle.state === 'ready') this.lifecycle.set('starting', reason);
+        },
+        failed: (reason) => this.lifecycle.set('failed', reason),
+      },
+    });
+    const control = createControl({ config, lifecycle: this.lifecycle, admission, runner: this.#runner, version: deps.version });
+    this.#listener = new Listener({ config, lifecycle: this.lifecycle, admission, runner: this.#runner, logger, control });
+    this.#server = createServer(
+      {
+        keepAliveTimeout: config.idleTimeout,
+        requestTimeout: config.readTimeout,
+        headersTimeout: config.readTimeout === 0 ? 60_000 : Math.min(config.readTimeout, 60_000),
+        // Read timeouts are checked on this period; Node's 30 s default would make a 10 s
+        // read_timeout fire at up to 40 s.
+        connectionsCheckingInterval: Math.max(250, Math.min(1_000, config.readTimeout / 4 || 1_000)),
+      },
+      this.#listener.onRequest,
+    );
+    this.#server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
+        socket.destroy();
+        return;
+      }
+      if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        socket.end(
+          `HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\n` +
+            `${ERROR_HEADER}: PILOTLIGHT_READ_TIMEOUT\r\ncontent-length: ${Buffer.byteLength(READ_TIMEOUT_BODY)}\r\n\r\n${READ_TIMEOUT_BODY}`,
+        );
+      } else {
+        socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      }
+    });
+    if (!config.suppressLock) maintainLockFile(config.lockFile, this.lifecycle, logger);
+  }
+
+  /** Listens first (so `/_/health` answers while starting), then starts the function. */
+  async start(): Promise<number> {
+    const { config, logger } = this.deps;
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen({ port: config.port, host: config.host }, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    const port = (this.#server.address() as AddressInfo).port;
+    logger.info({ port, mode: config.mode }, `listening on port ${port}`);
+    try {
+      await this.#runner.start();
+      this.lifecycle.set('ready');
+    } catch (error) {
+      if (this.lifecycle.state !== 'failed') throw error;
+    }
+    return port;
+  }
+
+  /**
+   * Graceful shutdown: readiness turns 503 at once, requests are still taken for `drain_delay`,
+   * then new ones are refused while those in flight finish within the grace period; then the
+   * function's processes get SIGTERM (SIGKILL past the rest of the grace period).
+   */
+  shutdown(reason: string): Promise<void> {
+    this.#shutdown ??= this.#drain(reason);
+    return this.#shutdown;
+  }
+
+  async #drain(reason: string): Promise<void> {
+    const { config, logger } = this.deps;
+    const deadline = Date.now() + config.gracePeriod;
+    this.lifecycle.set('draining', reason);
+    if (config.drainDelay > 0) await new Promise((r) => setTimeout(r, config.drainDelay));
+    this.#listener.stopAccepting();
+    this.#server.close();
+    this.#server.closeIdleConnections();
+    const pending = this.#listener.active;
+    if (pending > 0) logger.info({ inflight: pending }, 'waiting for in-flight requests');
+    const finished = await Promise.race([
+      this.#listener.idle().then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), Math.max(0, deadline - Date.now())).unref()),
+    ]);
+    if (!finished) logger.warn({ inflight: this.#listener.active }, 'grace period over with requests still in flight');
+    await this.#runner.stop(Math.max(1_000, deadline - Date.now()));
+    this.#server.closeAllConnections();
+    logger.info('shutdown complete');
+  }
+}
