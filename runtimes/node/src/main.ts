@@ -1,0 +1,79 @@
+import { createServer, type RequestListener } from 'node:http';
+import { logger } from '@pilotlight/logger';
+import { ControlChannel, type Message } from './control.js';
+import { LoadError } from './entry.js';
+import { type LoadRequest, loadFunction } from './load.js';
+import { shareRuntimePackages } from './shared-modules.js';
+
+/** Protocol version this runtime speaks (docs/runtime-protocol.md). */
+const PROTOCOL = 1;
+
+/**
+ * Imports, ahead of any user code, what every function needs, and runs Koa and routing-controllers
+ * once, so that loading a function later costs only the function's own module.
+ */
+async function preload(): Promise<void> {
+  // Specifiers in variables: some of these ship no types, and only their loading matters here.
+  const modules = ['@pilotlight/sdk', 'koa', '@koa/router', 'koa-bodyparser', 'class-transformer', 'class-validator'];
+  await Promise.all(modules.map((name) => import(name)));
+  // Warms the ESM loader's own code paths for a fresh file-less module.
+  const warm: string = 'data:text/javascript,export default 1';
+  await import(warm);
+}
+
+/**
+ * The runtime process: listens on the Unix socket the watchdog named, says `hello` on the
+ * control channel once pre-started, and loads a function when told to.
+ */
+export async function runRuntime(env: NodeJS.ProcessEnv): Promise<void> {
+  const socketPath = env.PILOTLIGHT_RUNTIME_SOCKET;
+  if (!socketPath) throw new Error('PILOTLIGHT_RUNTIME_SOCKET is not set: this runtime is started by the pilotlight watchdog');
+  const control = new ControlChannel(Number(env.PILOTLIGHT_CONTROL_FD ?? 3));
+  shareRuntimePackages();
+  await preload();
+
+  let serve: RequestListener | undefined;
+  let loading = false;
+  const server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+    if (serve) serve(req, res);
+    else res.writeHead(503, { 'content-type': 'application/json' }).end('{"message":"no function loaded"}');
+  });
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+
+  const load = async (message: Message) => {
+    if (serve || loading) {
+      control.send({ type: 'error', id: message.id, code: 'PILOTLIGHT_ALREADY_LOADED', message: 'a function is already loaded' });
+      return;
+    }
+    loading = true;
+    const started = performance.now();
+    try {
+      const loaded = await loadFunction(message as unknown as LoadRequest, logger);
+      serve = loaded.listener;
+      control.send({ type: 'loaded', id: message.id, ms: performance.now() - started, kind: loaded.kind, routes: loaded.routes });
+    } catch (error) {
+      const err = error as Error;
+      control.send({
+        type: 'error',
+        id: message.id,
+        code: error instanceof LoadError ? error.code : 'PILOTLIGHT_LOAD_FAILED',
+        message: err?.message ?? String(error),
+        stack: err?.stack,
+      });
+    } finally {
+      loading = false;
+    }
+  };
+
+  control.on('message', (message) => {
+    if (message.type === 'ping') control.send({ type: 'pong', id: message.id });
+    else if (message.type === 'load') void load(message);
+  });
+  // The watchdog going away (even by SIGKILL) closes the channel: never outlive it.
+  control.on('close', () => process.exit(0));
+  process.on('SIGTERM', () => {
+    server.close(() => process.exit(0));
+    server.closeIdleConnections();
+  });
+  control.send({ type: 'hello', protocol: PROTOCOL, runtime: 'node', version: process.version, pid: process.pid });
+}
