@@ -48,7 +48,8 @@ export class Watchdog {
       ...deps,
       output: { maxLine: config.logBufferSize, wrap: config.prefixLogs, writeRaw: deps.writeRaw },
       events: {
-        up: () => this.lifecycle.set('ready'),
+        ready: () => this.lifecycle.set('ready'),
+        generic: () => this.lifecycle.set('generic'),
         down: (reason) => {
           if (this.lifecycle.state === 'ready') this.lifecycle.set('starting', reason);
         },
@@ -99,7 +100,8 @@ export class Watchdog {
     logger.info({ port, mode: config.mode }, `listening on port ${port}`);
     try {
       await this.#runner.start();
-      this.lifecycle.set('ready');
+      // Runners with a process say `ready` or `generic` themselves; the others are ready now.
+      if (this.lifecycle.state === 'starting') this.lifecycle.set('ready');
     } catch (error) {
       if (this.lifecycle.state !== 'failed') throw error;
     }

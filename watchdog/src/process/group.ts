@@ -8,16 +8,19 @@ export const defaultSpawn: Spawn = (command, args, options) => nodeSpawn(command
 
 /**
  * Starts `argv` as the leader of a new process group, so the group can be signalled as a whole and
- * nothing it forks outlives it. stdin is a pipe only when the caller will feed it.
+ * nothing it forks outlives it. stdin is a pipe only when the caller will feed it; a control
+ * channel is a fourth descriptor (fd 3), a socketpair both sides can read and write.
  */
 export function spawnGroup(
   spawn: Spawn,
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
   stdin: 'pipe' | 'ignore',
+  controlChannel = false,
 ): ChildProcess {
   const [command, ...args] = argv as [string, ...string[]];
-  return spawn(command, args, { detached: true, env, stdio: [stdin, 'pipe', 'pipe'] });
+  const stdio: ('pipe' | 'ignore')[] = controlChannel ? [stdin, 'pipe', 'pipe', 'pipe'] : [stdin, 'pipe', 'pipe'];
+  return spawn(command, args, { detached: true, env, stdio });
 }
 
 /** Signals every process in `child`'s group; a group that is already gone is not an error. */

@@ -1,8 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { type ChildOutputOptions, forwardChildOutput } from '../log/child-output.js';
-import type { RunnerEvents } from '../runners/runner.js';
 import { describeExit, type Spawn, signalGroup, spawnGroup, stopGroup } from './group.js';
 
 /** A run counts as healthy once it has answered and stayed up this long. */
@@ -19,9 +17,16 @@ export interface SupervisorOptions {
   readonly output: Omit<ChildOutputOptions, 'stream' | 'logger'>;
   /** Failed runs in a row before giving up. */
   readonly maxRestarts: number;
-  /** Resolves true once the process answers; called repeatedly until then. */
-  readonly probe: () => Promise<boolean>;
-  readonly events: RunnerEvents;
+  /** Gives the process a fourth stdio descriptor, a socketpair, as a control channel. */
+  readonly controlChannel: boolean;
+  /** Resolves true once `child` can serve, false if it cannot (it exited). */
+  readonly waitUntilUp: (child: ChildProcess) => Promise<boolean>;
+  /** The process can serve (again). */
+  readonly onUp: () => void;
+  /** The process exited; a restart follows unless `onFailed` comes next. */
+  readonly onDown: (reason: string) => void;
+  /** Too many failed runs in a row; no more restarts. */
+  readonly onFailed: (reason: string) => void;
 }
 
 /**
@@ -59,7 +64,7 @@ export class Supervisor {
 
   #run(): void {
     const { argv, env, spawn, logger, output } = this.options;
-    const child = spawnGroup(spawn, argv, env, 'ignore');
+    const child = spawnGroup(spawn, argv, env, 'ignore', this.options.controlChannel);
     this.#child = child;
     const startedAt = Date.now();
     let upAt = 0;
@@ -77,10 +82,10 @@ export class Supervisor {
       if (this.#stopping) return;
       const stable = upAt > 0 && Date.now() - upAt >= STABLE_AFTER_MS;
       this.#failures = stable ? 0 : this.#failures + 1;
-      this.options.events.down(this.#lastExit);
+      this.options.onDown(this.#lastExit);
       if (this.#failures > this.options.maxRestarts) {
         const reason = `${this.#lastExit}; gave up after ${this.options.maxRestarts} failed restarts`;
-        this.options.events.failed(reason);
+        this.options.onFailed(reason);
         this.#firstUp?.reject(new Error(reason));
         return;
       }
@@ -93,31 +98,32 @@ export class Supervisor {
         if (!this.#stopping) this.#run();
       }, backoff).unref();
     });
-    void this.#waitUntilAnswering(child).then((answered) => {
+    void this.#waitUntilUp(child).then((answered) => {
       if (!answered) return;
       upAt = Date.now();
       this.#answering = true;
       logger.info({ pid: child.pid, startMs: upAt - startedAt }, 'function process is answering');
-      this.options.events.up();
+      this.options.onUp();
       this.#firstUp?.resolve();
       this.#firstUp = undefined;
     });
   }
 
-  /**
-   * Probes until the process answers or exits. There is no handshake an arbitrary HTTP server
-   * could send, so this polls, starting at 5 ms so a fast server is seen within milliseconds.
-   */
-  async #waitUntilAnswering(child: ChildProcess): Promise<boolean> {
-    let delay = 5;
-    while (this.#child === child && child.exitCode === null && child.signalCode === null && !this.#stopping) {
-      if (await this.options.probe().catch(() => false)) {
-        return this.#child === child && child.exitCode === null && child.signalCode === null;
-      }
-      await sleep(delay);
-      delay = Math.min(delay * 1.5, 100);
-    }
-    return false;
+  async #waitUntilUp(child: ChildProcess): Promise<boolean> {
+    const up = await this.options.waitUntilUp(child).catch(() => false);
+    return up && this.#child === child && child.exitCode === null && child.signalCode === null && !this.#stopping;
+  }
+
+  /** The running process, if any. */
+  get child(): ChildProcess | undefined {
+    return this.#child;
+  }
+
+  /** Kills the current process group so the supervisor restarts it (a hung runtime). */
+  restart(reason: string): void {
+    if (!this.#child) return;
+    this.options.logger.warn({ reason }, `restarting the function process: ${reason}`);
+    signalGroup(this.#child, 'SIGKILL');
   }
 
   /** Whether the current process has exited or does within `ms`, so an error can be blamed on it. */

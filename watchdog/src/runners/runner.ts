@@ -3,8 +3,10 @@ import type { Invocation } from '../invocation.js';
 
 /** What a runner tells the watchdog about its process between requests. */
 export interface RunnerEvents {
-  /** The function can serve again (first start or after a restart). */
-  up(): void;
+  /** The function can serve (first start, after a restart, or once specialized). */
+  ready(): void;
+  /** A runtime is up with no function loaded: the instance waits to be specialized. */
+  generic(): void;
   /** The function cannot serve for now; the reason is logged and shown to callers. */
   down(reason: string): void;
   /** The function will not come back; the instance is `failed`. */
