@@ -23,6 +23,18 @@ export const ERRORS = {
   PILOTLIGHT_UPSTREAM_RESTARTS: { status: null, summary: 'The `http` mode process exited and is being restarted with backoff.' },
   PILOTLIGHT_FUNCTION_FAILED: { status: 500, summary: 'A fork-mode process exited non-zero or by a signal before answering.' },
   PILOTLIGHT_SPAWN_FAILED: { status: 500, summary: 'A fork-mode process could not be started (command not found, not executable).' },
+  PILOTLIGHT_BAD_SPECIALIZE: { status: 400, summary: 'The `/_/specialize` body is not JSON, names no source or several, or has a field of the wrong type.' },
+  PILOTLIGHT_UNAUTHORIZED: { status: 401, summary: 'Specialization without the admin token (or, with none configured, from a non-loopback address).' },
+  PILOTLIGHT_NOT_GENERIC: { status: 409, summary: 'The instance is already specialized, has no runtime, or was given its function at start.' },
+  PILOTLIGHT_SPECIALIZING: { status: 409, summary: 'Another specialization of this instance is in progress.' },
+  PILOTLIGHT_ARCHIVE_UNSAFE: { status: 400, summary: 'The archive has an entry that would escape the target (`..`, an absolute path) or is a link or device.' },
+  PILOTLIGHT_ARCHIVE_INVALID: { status: 400, summary: 'The archive cannot be read as the format given.' },
+  PILOTLIGHT_CODE_TOO_LARGE: { status: 413, summary: 'The code package is larger than `max_code_size` (sent, downloaded or extracted) or has more than `max_code_entries` entries.' },
+  PILOTLIGHT_FETCH_FAILED: { status: 422, summary: 'The code `url` could not be fetched (no answer, or a non-2xx status).' },
+  PILOTLIGHT_CHECKSUM_MISMATCH: { status: 422, summary: 'The code fetched from `url` does not have the `sha256` given.' },
+  PILOTLIGHT_LOAD_FAILED: { status: 422, summary: "The runtime could not load the function; the body has the runtime's `reason` code, message and stack." },
+  PILOTLIGHT_SPECIALIZE_TIMEOUT: { status: 504, summary: 'Specialization took longer than `specialize_timeout`; the runtime was restarted and the instance is generic again.' },
+  PILOTLIGHT_RUNTIME_UNRESPONSIVE: { status: null, summary: 'The runtime stopped answering health pings (user code blocking its event loop); it was restarted.' },
   PILOTLIGHT_NOT_FOUND: { status: 404, summary: 'No such `/_/` endpoint, or no such file in `static` mode.' },
   PILOTLIGHT_METHOD_NOT_ALLOWED: { status: 405, summary: 'The `/_/` endpoint or static file does not take this method.' },
   PILOTLIGHT_INTERNAL: { status: 500, summary: 'A bug in the watchdog; the log has the stack.' },
@@ -40,6 +52,8 @@ export class WatchdogError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly headers: Readonly<Record<string, string>> = {},
+    /** Extra fields for the JSON body (a runtime's reason and stack). */
+    readonly details: Readonly<Record<string, unknown>> = {},
   ) {
     super(message);
     this.name = 'WatchdogError';
@@ -60,7 +74,7 @@ export function sendError(res: ServerResponse, error: WatchdogError, requestId?:
     res.destroy(error);
     return;
   }
-  const body = JSON.stringify({ code: error.code, message: error.message, requestId });
+  const body = JSON.stringify({ code: error.code, message: error.message, ...error.details, requestId });
   res.writeHead(error.status, {
     ...error.headers,
     'content-type': 'application/json; charset=utf-8',

@@ -5,6 +5,8 @@ import type { WatchdogError } from './errors.js';
 export interface Invocation {
   /** `X-Request-Id` as received, or a fresh one. */
   readonly id: string;
+  /** Epoch ms by which the watchdog answers 504; undefined without an exec timeout. */
+  readonly deadline: number | undefined;
   /** Aborted when the request must stop: exec timeout, client gone, upstream died, shutdown. */
   readonly signal: AbortSignal;
   /** Ends the request with `error`; the listener answers with it if nothing was sent yet. */

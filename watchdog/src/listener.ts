@@ -133,6 +133,7 @@ export class Listener {
     let log: Logger | undefined;
     const invocation: Invocation = {
       id: requestId,
+      deadline: timeout > 0 ? Date.now() + timeout : undefined,
       signal: controller.signal,
       abort: (error) => {
         if (controller.signal.aborted) return;

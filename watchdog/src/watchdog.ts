@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { Admission } from './admission.js';
 import type { Config } from './config/settings.js';
 import { createControl } from './control/routes.js';
+import { createSpecializeHandler, type Identity } from './control/specialize.js';
 import { ERROR_HEADER } from './errors.js';
 import { Lifecycle } from './lifecycle.js';
 import { Listener } from './listener.js';
@@ -11,6 +12,7 @@ import { maintainLockFile } from './lock-file.js';
 import type { Spawn } from './process/group.js';
 import { createRunner } from './runners/create.js';
 import type { Runner } from './runners/runner.js';
+import { RuntimeRunner } from './runners/runtime.js';
 
 /** The collaborators a watchdog runs with; the entrypoint passes the real ones. */
 export interface WatchdogDeps {
@@ -56,7 +58,15 @@ export class Watchdog {
         failed: (reason) => this.lifecycle.set('failed', reason),
       },
     });
-    const control = createControl({ config, lifecycle: this.lifecycle, admission, runner: this.#runner, version: deps.version });
+    const identity: Identity = { functionName: config.functionName, specializeMs: undefined };
+    const specialize = createSpecializeHandler({
+      config,
+      lifecycle: this.lifecycle,
+      runtime: this.#runner instanceof RuntimeRunner ? this.#runner : undefined,
+      identity,
+      logger,
+    });
+    const control = createControl({ config, identity, specialize, lifecycle: this.lifecycle, admission, runner: this.#runner, version: deps.version });
     this.#listener = new Listener({ config, lifecycle: this.lifecycle, admission, runner: this.#runner, logger, control });
     this.#server = createServer(
       {

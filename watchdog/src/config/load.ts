@@ -78,7 +78,22 @@ function crossCheck(config: Config, problems: string[]): void {
   const need = (key: Key, why: string) => {
     if (config[key] === undefined) problems.push(`${describe(SETTINGS[key])} is required ${why}`);
   };
-  if (config.mode === 'http') need('upstreamUrl', 'in http mode: set it to the address your process listens on');
+  if (config.runtime !== undefined) {
+    if (config.mode !== 'http') problems.push(`${describe(SETTINGS.runtime)} runs in http mode only, not ${config.mode}: unset PILOTLIGHT_MODE`);
+    for (const key of ['upstreamUrl', 'process'] as const) {
+      if (config[key] !== undefined) {
+        problems.push(`${describe(SETTINGS[key])} cannot be combined with ${describe(SETTINGS.runtime)}: the runtime is the process; unset one of them`);
+      }
+    }
+  } else {
+    if (config.mode === 'http') need('upstreamUrl', 'in http mode without a runtime: set it to the address your process listens on');
+    for (const key of ['functionDir', 'entrypoint'] as const) {
+      if (config[key] !== undefined) problems.push(`${describe(SETTINGS[key])} needs ${describe(SETTINGS.runtime)}, the runtime that loads it`);
+    }
+  }
+  if (config.runtimeCommand !== undefined && config.runtime === undefined) {
+    problems.push(`${describe(SETTINGS.runtimeCommand)} needs ${describe(SETTINGS.runtime)} to say which protocol peer it replaces`);
+  }
   if (config.mode === 'serializing' || config.mode === 'streaming') {
     need('process', `in ${config.mode} mode: set it to the command that handles one request`);
   }

@@ -18,6 +18,11 @@ export type Mode = (typeof MODES)[number];
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
+/** The built-in runtimes, which pre-start and load functions late. */
+export const RUNTIMES = ['node'] as const;
+/** One of {@link RUNTIMES}. */
+export type RuntimeName = (typeof RUNTIMES)[number];
+
 /**
  * One setting: its `PILOTLIGHT_*` variable, its CLI flag, the other variable names accepted for it
  * (of-watchdog's, platform conventions) in order of precedence, its default and its parser.
@@ -76,6 +81,70 @@ export const SETTINGS = {
     default: undefined,
     parse: parseCommand,
     doc: 'The command to run, split like a shell would but without one. Arguments after `--` on the command line replace it.',
+  }),
+  runtime: setting({
+    env: 'PILOTLIGHT_RUNTIME',
+    flag: 'runtime',
+    aliases: [],
+    default: undefined,
+    parse: parseOneOf(RUNTIMES),
+    doc: 'A built-in runtime (`node`) to pre-start in `http` mode. Without `function_dir` the instance waits, `generic`, for `POST /_/specialize`.',
+  }),
+  functionDir: setting({
+    env: 'PILOTLIGHT_FUNCTION_DIR',
+    flag: 'function',
+    aliases: [],
+    default: undefined,
+    parse: parseText,
+    doc: "With a runtime: the function's code, loaded at start (no specialization).",
+  }),
+  entrypoint: setting({
+    env: 'PILOTLIGHT_ENTRYPOINT',
+    flag: 'entrypoint',
+    aliases: [],
+    default: undefined,
+    parse: parseText,
+    doc: "With `function_dir`: the module (`dist/index.js`) or `file.export` to load; default: package.json's `main`, then `index`.",
+  }),
+  runtimeCommand: setting({
+    env: 'PILOTLIGHT_RUNTIME_COMMAND',
+    flag: 'runtime-command',
+    aliases: [],
+    default: undefined,
+    parse: parseCommand,
+    doc: "The command that starts the runtime, replacing the built-in one (for a runtime written from docs/runtime-protocol.md).",
+  }),
+  adminToken: setting({
+    env: 'PILOTLIGHT_ADMIN_TOKEN',
+    flag: 'admin-token',
+    aliases: [],
+    default: undefined,
+    parse: parseText,
+    doc: 'Bearer token `POST /_/specialize` requires. Unset: only loopback callers may specialize. Prefer the variable: flags show in `ps`.',
+  }),
+  specializeTimeout: setting({
+    env: 'PILOTLIGHT_SPECIALIZE_TIMEOUT',
+    flag: 'specialize-timeout',
+    aliases: [],
+    default: '30s',
+    parse: parseDuration,
+    doc: 'Longest a specialization (fetch, extract, load, initializer) may take before a 504; the runtime is then restarted and the instance is generic again.',
+  }),
+  maxCodeSize: setting({
+    env: 'PILOTLIGHT_MAX_CODE_SIZE',
+    flag: 'max-code-size',
+    aliases: [],
+    default: '256MiB',
+    parse: parseSize,
+    doc: 'Largest code package accepted by specialization, both as downloaded or sent and once extracted.',
+  }),
+  maxCodeEntries: setting({
+    env: 'PILOTLIGHT_MAX_CODE_ENTRIES',
+    flag: 'max-code-entries',
+    aliases: [],
+    default: '20000',
+    parse: parseCount,
+    doc: 'Most files and folders an archive may hold.',
   }),
   upstreamUrl: setting({
     env: 'PILOTLIGHT_UPSTREAM_URL',
@@ -278,12 +347,12 @@ export const SETTINGS = {
     doc: 'Log one line per request (method, path, status, duration).',
   }),
   functionName: setting({
-    env: 'PILOTLIGHT_FUNCTION',
+    env: 'PILOTLIGHT_FUNCTION_NAME',
     flag: 'function-name',
     aliases: ['K_SERVICE'],
     default: undefined,
     parse: parseText,
-    doc: 'Name of the function in logs and `/_/status`.',
+    doc: 'Name of the function in logs and `/_/status`; specialization may set it.',
   }),
   instance: setting({
     env: 'PILOTLIGHT_INSTANCE',

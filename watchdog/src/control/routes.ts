@@ -4,10 +4,14 @@ import type { Config } from '../config/settings.js';
 import { sendError, WatchdogError } from '../errors.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { Runner } from '../runners/runner.js';
+import type { Identity } from './specialize.js';
 
 /** What the control surface reports on. */
 export interface ControlDeps {
   readonly config: Config;
+  readonly identity: Identity;
+  /** Serves `POST /_/specialize`. */
+  readonly specialize: (req: IncomingMessage, res: ServerResponse) => void;
   readonly lifecycle: Lifecycle;
   readonly admission: Admission;
   readonly runner: Runner;
@@ -45,17 +49,22 @@ export function createControl(deps: ControlDeps): (req: IncomingMessage, res: Se
       json(res, 200, {
         state: lifecycle.state,
         mode: config.mode,
-        runtime: null,
-        function: config.functionName ?? null,
+        runtime: config.runtime ?? null,
+        function: deps.identity.functionName ?? null,
         instance: config.instance,
         inflight: admission.inflight,
         queued: admission.queued,
-        specializeMs: null,
+        specializeMs: deps.identity.specializeMs ?? null,
         version: deps.version,
       }),
   };
   return (req, res) => {
     const path = (req.url as string).split('?', 1)[0] as string;
+    if (path === '/_/specialize') {
+      if (req.method === 'POST') deps.specialize(req, res);
+      else sendError(res, new WatchdogError('PILOTLIGHT_METHOD_NOT_ALLOWED', `${path} takes POST, not ${req.method}`, { allow: 'POST' }));
+      return;
+    }
     const handler = handlers[path];
     if (!handler) {
       sendError(res, new WatchdogError('PILOTLIGHT_NOT_FOUND', `no control endpoint ${path}`));

@@ -2,7 +2,9 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/settings.js';
 import type { ChildOutputOptions } from '../log/child-output.js';
 import type { Spawn } from '../process/group.js';
+import { createRequire } from 'node:module';
 import { HttpRunner } from './http.js';
+import { RuntimeRunner } from './runtime.js';
 import type { Runner, RunnerEvents } from './runner.js';
 import { SerializingRunner } from './serializing.js';
 import { StaticRunner } from './static.js';
@@ -18,11 +20,36 @@ export interface RunnerContext {
   readonly events: RunnerEvents;
 }
 
-/** Picks the runner for the configured mode. */
+const requireHere = createRequire(import.meta.url);
+
+/** The command that starts a built-in runtime. */
+function runtimeArgv(config: Config): readonly string[] {
+  if (config.runtimeCommand) return config.runtimeCommand;
+  return [process.execPath, requireHere.resolve('@pilotlight/runtime-node/bin')];
+}
+
+/**
+ * Picks the runner for the configured mode. The built-in runtimes start without
+ * NODE_EXTRA_CA_CERTS, which costs every Node start tens of milliseconds of certificate parsing.
+ */
 export function createRunner(context: RunnerContext): Runner {
   const { config } = context;
   switch (config.mode) {
     case 'http':
+      if (config.runtime !== undefined) {
+        const { NODE_EXTRA_CA_CERTS: _dropped, ...env } = context.env;
+        return new RuntimeRunner({
+          ...context,
+          env,
+          runtime: config.runtime,
+          argv: runtimeArgv(config),
+          maxRestarts: config.maxRestarts,
+          healthcheckInterval: config.healthcheckInterval,
+          maxBodySize: config.maxBodySize,
+          bufferRequestBody: config.bufferRequestBody,
+          initial: config.functionDir === undefined ? undefined : { root: config.functionDir, entrypoint: config.entrypoint, function: config.functionName },
+        });
+      }
       return new HttpRunner({
         ...context,
         upstreamUrl: config.upstreamUrl as string,

@@ -35,10 +35,21 @@ export class StaticRunner implements Runner {
     const path = new URL(req.url ?? '/', 'http://static').pathname;
     return new Promise((resolve, reject) => {
       const file = send(req, path, { root: this.root, index: ['index.html'], dotfiles: 'ignore' });
-      file.on('error', (error: { status?: number; message: string }) => {
+      file.on('error', (error: { status?: number; message: string; headers?: Record<string, string> }) => {
         if (invocation.signal.aborted) return resolve();
+        const status = error.status ?? 500;
+        if (status === 412 || status === 416) {
+          // Answers to the client's own If-Match / Range, as much a part of serving files as a
+          // 304: plain HTTP with send's headers (Content-Range), not a watchdog error.
+          for (const name of res.getHeaderNames()) if (name !== 'x-request-id') res.removeHeader(name);
+          res.writeHead(status, { ...error.headers, 'content-length': 0 });
+          res.end();
+          return;
+        }
         reject(
-          error.status === 404
+          // 400 (malformed path) and 403 (a `..` that only appears once decoded, as in `..%2f`)
+          // name no file under the root either; a 500 would blame the watchdog for the request.
+          status >= 400 && status < 500
             ? new WatchdogError('PILOTLIGHT_NOT_FOUND', `no file at ${path}`)
             : new WatchdogError('PILOTLIGHT_INTERNAL', `could not serve ${path}: ${error.message}`),
         );

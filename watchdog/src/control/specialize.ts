@@ -1,0 +1,126 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { text } from 'node:stream/consumers';
+import type { Logger } from 'pino';
+import type { Config } from '../config/settings.js';
+import { sendError, WatchdogError } from '../errors.js';
+import type { Lifecycle } from '../lifecycle.js';
+import type { RuntimeRunner } from '../runners/runtime.js';
+import { materialize } from '../specialize/source.js';
+import { parseSpecializeRequest } from '../specialize/request.js';
+
+/** What the instance knows about its function, set by specialization. */
+export interface Identity {
+  functionName: string | undefined;
+  specializeMs: number | undefined;
+}
+
+/** What the specialize endpoint works with. */
+export interface SpecializeDeps {
+  readonly config: Config;
+  readonly lifecycle: Lifecycle;
+  /** The runtime to load into; undefined when the instance has none. */
+  readonly runtime: RuntimeRunner | undefined;
+  readonly identity: Identity;
+  readonly logger: Logger;
+}
+
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
+function authorize(req: IncomingMessage, token: string | undefined): void {
+  if (token === undefined) {
+    if (!LOOPBACK.test(req.socket.remoteAddress ?? '')) {
+      throw new WatchdogError('PILOTLIGHT_UNAUTHORIZED', 'without PILOTLIGHT_ADMIN_TOKEN only loopback callers may specialize');
+    }
+    return;
+  }
+  const given = Buffer.from(req.headers.authorization ?? '');
+  const wanted = Buffer.from(`Bearer ${token}`);
+  if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
+    throw new WatchdogError('PILOTLIGHT_UNAUTHORIZED', 'specialization needs the header Authorization: Bearer <PILOTLIGHT_ADMIN_TOKEN>', {
+      'www-authenticate': 'Bearer',
+    });
+  }
+}
+
+function refuseUnlessGeneric(deps: SpecializeDeps): void {
+  const state = deps.lifecycle.state;
+  if (!deps.runtime) throw new WatchdogError('PILOTLIGHT_NOT_GENERIC', 'this instance has no runtime to load code into (set PILOTLIGHT_RUNTIME)');
+  if (state === 'specializing') throw new WatchdogError('PILOTLIGHT_SPECIALIZING', 'a specialization of this instance is already in progress');
+  if (state === 'starting') throw new WatchdogError('PILOTLIGHT_NOT_READY', 'the runtime is still starting; retry shortly', { 'retry-after': '1' });
+  if (state !== 'generic') throw new WatchdogError('PILOTLIGHT_NOT_GENERIC', `this instance is ${state}, not generic: it can be specialized only once`);
+}
+
+async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (limit > 0 && declared > limit) {
+    throw new WatchdogError('PILOTLIGHT_CODE_TOO_LARGE', `the specialize body is larger than the ${limit} bytes max_code_size allows as base64`);
+  }
+  const body = await text(req);
+  if (limit > 0 && body.length > limit) {
+    throw new WatchdogError('PILOTLIGHT_CODE_TOO_LARGE', `the specialize body is larger than the ${limit} bytes max_code_size allows as base64`);
+  }
+  try {
+    return JSON.parse(body) as unknown;
+  } catch (error) {
+    throw new WatchdogError('PILOTLIGHT_BAD_SPECIALIZE', `the body is not JSON: ${(error as Error).message}`);
+  }
+}
+
+async function specialize(req: IncomingMessage, res: ServerResponse, deps: SpecializeDeps): Promise<void> {
+  const { config, lifecycle, identity, logger } = deps;
+  authorize(req, config.adminToken);
+  refuseUnlessGeneric(deps);
+  const body = await readJson(req, config.maxCodeSize > 0 ? Math.ceil((config.maxCodeSize * 4) / 3) + 65_536 : 0);
+  const parsed = parseSpecializeRequest(body);
+  if (!parsed.ok) throw new WatchdogError('PILOTLIGHT_BAD_SPECIALIZE', parsed.problems.join('; '), {}, { problems: parsed.problems });
+  refuseUnlessGeneric(deps);
+  const { request } = parsed;
+  const started = performance.now();
+  lifecycle.set('specializing');
+  const timeout = new AbortController();
+  const timer =
+    config.specializeTimeout > 0
+      ? setTimeout(
+          () => timeout.abort(new WatchdogError('PILOTLIGHT_SPECIALIZE_TIMEOUT', `specialization took longer than ${config.specializeTimeout} ms`)),
+          config.specializeTimeout,
+        )
+      : undefined;
+  try {
+    const deadline = new Promise<never>((_, reject) => timeout.signal.addEventListener('abort', () => reject(timeout.signal.reason)));
+    const root = await Promise.race([materialize(request, { maxBytes: config.maxCodeSize, maxEntries: config.maxCodeEntries }, timeout.signal), deadline]);
+    const remaining = config.specializeTimeout > 0 ? Math.max(1, config.specializeTimeout - (performance.now() - started)) : 0;
+    const loaded = await (deps.runtime as RuntimeRunner).load(
+      { root, entrypoint: request.entrypoint, function: request.function, env: request.env },
+      remaining,
+    );
+    identity.specializeMs = performance.now() - started;
+    identity.functionName = request.function ?? identity.functionName;
+    lifecycle.set('ready', `specialized in ${identity.specializeMs.toFixed(1)} ms`);
+    logger.info({ specializeMs: identity.specializeMs, loadMs: loaded.ms, routes: loaded.routes, function: identity.functionName }, 'specialized');
+    const answer = JSON.stringify({ state: 'ready', specializeMs: identity.specializeMs, loadMs: loaded.ms, routes: loaded.routes });
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(answer) });
+    res.end(answer);
+  } catch (error) {
+    if (lifecycle.state === 'specializing') lifecycle.set('generic', `specialization failed: ${(error as Error).message}`);
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * `POST /_/specialize`: loads a function into this generic instance, once. Every refusal is a
+ * JSON error with a stable code, and leaves the instance generic and usable.
+ */
+export function createSpecializeHandler(deps: SpecializeDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    specialize(req, res, deps).catch((error: unknown) => {
+      const known =
+        error instanceof WatchdogError ? error : new WatchdogError('PILOTLIGHT_INTERNAL', `specialization failed inside the watchdog: ${(error as Error).message}`);
+      if (known.code === 'PILOTLIGHT_INTERNAL') deps.logger.error({ err: error, code: known.code }, known.message);
+      else deps.logger.warn({ code: known.code }, `specialization refused: ${known.message}`);
+      sendError(res, known);
+    });
+  };
+}

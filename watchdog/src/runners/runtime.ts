@@ -1,0 +1,218 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { WatchdogError } from '../errors.js';
+import type { Invocation } from '../invocation.js';
+import type { ChildOutputOptions } from '../log/child-output.js';
+import type { Spawn } from '../process/group.js';
+import { RuntimeChannel, type RuntimeMessage } from '../process/runtime-channel.js';
+import { Supervisor } from '../process/supervisor.js';
+import { Upstream } from '../proxy/upstream.js';
+import type { Runner, RunnerEvents } from './runner.js';
+
+/** What to load into a runtime (the `load` message). */
+export interface LoadSpec {
+  readonly root: string;
+  readonly entrypoint?: string | undefined;
+  readonly function?: string | undefined;
+  readonly env?: Readonly<Record<string, string>> | undefined;
+}
+
+/** What a runtime reports once a function is loaded. */
+export interface Loaded {
+  readonly ms: number;
+  readonly routes: readonly string[];
+}
+
+/** Everything the runtime runner needs. */
+export interface RuntimeRunnerOptions {
+  readonly runtime: string;
+  readonly argv: readonly string[];
+  readonly env: NodeJS.ProcessEnv;
+  readonly spawn: Spawn;
+  readonly logger: Logger;
+  readonly output: Omit<ChildOutputOptions, 'stream' | 'logger'>;
+  readonly maxRestarts: number;
+  readonly healthcheckInterval: number;
+  readonly maxBodySize: number;
+  readonly bufferRequestBody: boolean;
+  readonly events: RunnerEvents;
+  /** Code to load at start; without it the instance is generic until specialized. */
+  readonly initial: LoadSpec | undefined;
+}
+
+/** Missed pongs in a row before a runtime counts as hung and is restarted. */
+const MISSED_PONGS = 3;
+const PONG_TIMEOUT_MS = 1_000;
+
+/**
+ * A built-in runtime in `http` mode: pre-started before any code is known, health-checked over its
+ * control channel, told to load a function late, and proxied to over a Unix socket. A runtime that
+ * crashes is restarted and, if a function was loaded, loads it again by itself.
+ */
+export class RuntimeRunner implements Runner {
+  readonly #socketDir: string;
+  readonly #upstream: Upstream;
+  readonly #supervisor: Supervisor;
+  readonly #inflight = new Set<Invocation>();
+  #channel: RuntimeChannel | undefined;
+  #loaded: LoadSpec | undefined;
+  #missedPongs = 0;
+  #pingTimer: NodeJS.Timeout | undefined;
+  #up: Promise<void> = Promise.resolve();
+  #markUp: () => void = () => {};
+
+  constructor(private readonly options: RuntimeRunnerOptions) {
+    this.#socketDir = mkdtempSync(join(tmpdir(), 'pilotlight-'));
+    const socketPath = join(this.#socketDir, 'runtime.sock');
+    this.#upstream = new Upstream({
+      origin: 'http://localhost',
+      socketPath,
+      maxBodySize: options.maxBodySize,
+      bufferRequestBody: options.bufferRequestBody,
+      // The runtime learns the deadline so the function's context can tell how long it has.
+      extraHeaders: (invocation, headers) => {
+        if (invocation.deadline !== undefined) headers.push('x-pilotlight-deadline', String(invocation.deadline));
+      },
+      blame: async () => ((await this.#supervisor.exitsWithin(200)) ? this.#supervisor.lastExit : undefined),
+    });
+    this.#supervisor = new Supervisor({
+      ...options,
+      env: { ...options.env, PILOTLIGHT_RUNTIME_SOCKET: socketPath, PILOTLIGHT_CONTROL_FD: '3' },
+      controlChannel: true,
+      waitUntilUp: (child) => this.#handshake(child),
+      onUp: () => void this.#afterStart(),
+      onDown: (reason) => {
+        this.#channel = undefined;
+        this.#resetUp();
+        for (const invocation of this.#inflight) {
+          invocation.abort(new WatchdogError('PILOTLIGHT_UPSTREAM_EXITED', `runtime ${reason} while the request was in flight`));
+        }
+        options.events.down(reason);
+      },
+      onFailed: (reason) => options.events.failed(reason),
+    });
+    this.#resetUp();
+  }
+
+  #resetUp(): void {
+    this.#up = new Promise((resolve) => {
+      this.#markUp = resolve;
+    });
+  }
+
+  get healthy(): boolean {
+    return this.#channel !== undefined && this.#missedPongs < MISSED_PONGS;
+  }
+
+  /** Whether a function is loaded (the instance can no longer be specialized). */
+  get specialized(): boolean {
+    return this.#loaded !== undefined;
+  }
+
+  async start(): Promise<void> {
+    await this.#supervisor.start();
+    await this.#up;
+    this.#pingTimer = setInterval(() => void this.#ping(), this.options.healthcheckInterval).unref();
+  }
+
+  /** Waits for the runtime's `hello`: the handshake that replaces polling. */
+  async #handshake(child: ChildProcess): Promise<boolean> {
+    const channel = new RuntimeChannel(child);
+    const hello = await channel.next('hello');
+    if (!hello) return false;
+    this.options.logger.info({ runtime: hello.runtime, protocol: hello.protocol, version: hello.version }, 'runtime is up');
+    this.#channel = channel;
+    this.#missedPongs = 0;
+    channel.on('message', (message) => this.#onMessage(message));
+    return true;
+  }
+
+  #onMessage(message: RuntimeMessage): void {
+    this.options.logger.debug({ message }, 'runtime message');
+  }
+
+  /** After every (re)start: load the function again if there was one, else wait to be specialized. */
+  async #afterStart(): Promise<void> {
+    const initial = this.#loaded ?? this.options.initial;
+    if (initial === undefined) {
+      this.#markUp();
+      this.options.events.generic();
+      return;
+    }
+    try {
+      await this.#send(initial, 0);
+      this.#loaded = initial;
+      this.#markUp();
+      this.options.events.ready();
+    } catch (error) {
+      this.options.logger.error({ err: error, code: (error as WatchdogError).code }, `could not load the function: ${(error as Error).message}`);
+      this.options.events.failed(`the function failed to load: ${(error as Error).message}`);
+      this.#markUp();
+    }
+  }
+
+  /**
+   * Loads a function into the generic runtime. A load that fails or times out restarts the
+   * runtime, so no half-imported module lingers, and the instance is generic again.
+   */
+  async load(spec: LoadSpec, timeoutMs: number): Promise<Loaded> {
+    await this.#up;
+    try {
+      const loaded = await this.#send(spec, timeoutMs);
+      this.#loaded = spec;
+      return loaded;
+    } catch (error) {
+      this.#supervisor.restart(`the load failed (${(error as WatchdogError).code}); starting a clean runtime`);
+      throw error;
+    }
+  }
+
+  async #send(spec: LoadSpec, timeoutMs: number): Promise<Loaded> {
+    const channel = this.#channel;
+    if (!channel) throw new WatchdogError('PILOTLIGHT_NOT_READY', 'the runtime is restarting; retry shortly', { 'retry-after': '1' });
+    const reply = await channel.request({ type: 'load', ...spec }, timeoutMs > 0 ? timeoutMs : 2 ** 31 - 1);
+    if (reply === undefined) {
+      throw new WatchdogError('PILOTLIGHT_SPECIALIZE_TIMEOUT', `the runtime did not load the function within ${timeoutMs} ms`);
+    }
+    if (reply.type !== 'loaded') {
+      throw new WatchdogError('PILOTLIGHT_LOAD_FAILED', `the function failed to load: ${String(reply.message)}`, {}, {
+        reason: reply.code,
+        stack: reply.stack,
+      });
+    }
+    return { ms: Number(reply.ms), routes: (reply.routes as string[] | undefined) ?? [] };
+  }
+
+  async #ping(): Promise<void> {
+    const channel = this.#channel;
+    if (!channel) return;
+    const pong = await channel.request({ type: 'ping' }, PONG_TIMEOUT_MS);
+    if (channel !== this.#channel) return;
+    this.#missedPongs = pong ? 0 : this.#missedPongs + 1;
+    if (this.#missedPongs >= MISSED_PONGS) {
+      this.options.logger.error({ code: 'PILOTLIGHT_RUNTIME_UNRESPONSIVE', missed: this.#missedPongs }, 'the runtime stopped answering pings');
+      this.#supervisor.restart('the runtime stopped answering pings');
+    }
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, invocation: Invocation): Promise<void> {
+    this.#inflight.add(invocation);
+    try {
+      await this.#upstream.forward(req, res, invocation);
+    } finally {
+      this.#inflight.delete(invocation);
+    }
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    clearInterval(this.#pingTimer);
+    this.#channel?.send({ type: 'stop', graceMs });
+    await this.#supervisor.stop(graceMs);
+    await this.#upstream.close();
+    rmSync(this.#socketDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,153 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, isAbsolute, join, normalize } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Parser, x as untar } from 'tar';
+import yauzl from 'yauzl';
+import { WatchdogError } from '../errors.js';
+
+/** The archive formats specialization accepts. */
+export type ArchiveFormat = 'tar.gz' | 'zip';
+
+/** Bounds on what an archive may unpack to. */
+export interface ArchiveLimits {
+  readonly maxBytes: number;
+  readonly maxEntries: number;
+}
+
+interface Listed {
+  readonly path: string;
+  readonly directory: boolean;
+  readonly size: number;
+}
+
+function unsafe(path: string, why: string): WatchdogError {
+  return new WatchdogError('PILOTLIGHT_ARCHIVE_UNSAFE', `archive entry ${JSON.stringify(path)} ${why}; nothing was extracted`);
+}
+
+/** Refuses any entry name that could land outside the target directory. */
+function checkPath(path: string): void {
+  if (path.includes('\0')) throw unsafe(path, 'has a NUL byte');
+  if (isAbsolute(path) || /^[a-zA-Z]:/.test(path) || path.startsWith('\\')) throw unsafe(path, 'is an absolute path');
+  if (path.split(/[\\/]/).includes('..')) throw unsafe(path, 'climbs out with ..');
+}
+
+function checkBounds(entries: readonly Listed[], limits: ArchiveLimits): void {
+  if (entries.length > limits.maxEntries) {
+    throw new WatchdogError('PILOTLIGHT_CODE_TOO_LARGE', `the archive has ${entries.length} entries, more than max_code_entries (${limits.maxEntries})`);
+  }
+  const total = entries.reduce((sum, entry) => sum + entry.size, 0);
+  if (total > limits.maxBytes) {
+    throw new WatchdogError('PILOTLIGHT_CODE_TOO_LARGE', `the archive unpacks to ${total} bytes, more than max_code_size (${limits.maxBytes})`);
+  }
+}
+
+const TAR_FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
+const TAR_META_TYPES = new Set(['ExtendedHeader', 'GlobalExtendedHeader', 'NextFileHasLongPath', 'NextFileHasLongLinkpath', 'OldExtendedHeader']);
+
+/** Lists a tar.gz without writing anything, refusing links, devices and escaping paths. */
+function listTar(archive: Buffer): Promise<Listed[]> {
+  return new Promise((resolve, reject) => {
+    const entries: Listed[] = [];
+    let failure: Error | undefined;
+    const parser = new Parser({
+      strict: true,
+      onReadEntry: (entry) => {
+        entry.resume();
+        if (failure || TAR_META_TYPES.has(entry.type)) return;
+        try {
+          checkPath(entry.path);
+          if (entry.type === 'Directory') entries.push({ path: entry.path, directory: true, size: 0 });
+          else if (TAR_FILE_TYPES.has(entry.type)) entries.push({ path: entry.path, directory: false, size: entry.size ?? 0 });
+          else throw unsafe(entry.path, `is a ${entry.type}, and only files and folders are extracted`);
+        } catch (error) {
+          failure = error as Error;
+        }
+      },
+    });
+    parser.on('error', (error: Error) => {
+      failure ??= new WatchdogError('PILOTLIGHT_ARCHIVE_INVALID', `not a readable tar.gz: ${error.message}`);
+    });
+    parser.on('end', () => (failure ? reject(failure) : resolve(entries)));
+    parser.end(archive);
+  });
+}
+
+function openZip(archive: Buffer): Promise<yauzl.ZipFile> {
+  return new Promise((resolve, reject) => {
+    yauzl.fromBuffer(archive, { lazyEntries: true, validateEntrySizes: true, strictFileNames: true, decodeStrings: true }, (error, zip) => {
+      if (error) reject(new WatchdogError('PILOTLIGHT_ARCHIVE_INVALID', `not a readable zip: ${error.message}`));
+      else resolve(zip);
+    });
+  });
+}
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+
+/** Walks a zip's central directory, calling `visit` per entry, refusing links and escaping paths. */
+async function walkZip(archive: Buffer, visit: (zip: yauzl.ZipFile, entry: yauzl.Entry) => Promise<void>): Promise<void> {
+  const zip = await openZip(archive);
+  await new Promise<void>((resolve, reject) => {
+    zip.on('error', (error: Error) => {
+      reject(
+        /absolute path|invalid relative path/.test(error.message)
+          ? unsafe(error.message.replace(/^[^:]*: /, ''), 'escapes the target')
+          : new WatchdogError('PILOTLIGHT_ARCHIVE_INVALID', `not a readable zip: ${error.message}`),
+      );
+    });
+    zip.on('entry', (entry: yauzl.Entry) => {
+      try {
+        checkPath(entry.fileName);
+        const type = (entry.externalFileAttributes >>> 16) & S_IFMT;
+        if (type !== 0 && type !== S_IFREG && type !== S_IFDIR) throw unsafe(entry.fileName, 'is a link or device');
+      } catch (error) {
+        zip.close();
+        reject(error);
+        return;
+      }
+      visit(zip, entry).then(() => zip.readEntry(), (error: unknown) => {
+        zip.close();
+        reject(error);
+      });
+    });
+    zip.on('end', () => resolve());
+    zip.readEntry();
+  });
+}
+
+async function extractZip(archive: Buffer, target: string): Promise<void> {
+  await walkZip(archive, async (zip, entry) => {
+    const path = join(target, normalize(entry.fileName));
+    if (entry.fileName.endsWith('/')) {
+      await mkdir(path, { recursive: true });
+      return;
+    }
+    await mkdir(dirname(path), { recursive: true });
+    const stream = await new Promise<Readable>((resolve, reject) => {
+      zip.openReadStream(entry, (error, readable) => (error ? reject(error) : resolve(readable)));
+    });
+    await pipeline(stream, createWriteStream(path, { flags: 'wx' }));
+  });
+}
+
+/**
+ * Extracts `archive` into the empty directory `target`, only after a first pass has checked every
+ * entry: any `..`, absolute path, link or device rejects the whole archive with nothing written,
+ * and so do more entries or bytes than `limits` allow (sizes are checked again while inflating).
+ */
+export async function extractArchive(archive: Buffer, format: ArchiveFormat, target: string, limits: ArchiveLimits): Promise<void> {
+  if (format === 'tar.gz') {
+    checkBounds(await listTar(archive), limits);
+    await pipeline(Readable.from([archive]), untar({ cwd: target, strict: true, preservePaths: false, preserveOwner: false }));
+    return;
+  }
+  const entries: Listed[] = [];
+  await walkZip(archive, async (_zip, entry) => {
+    entries.push({ path: entry.fileName, directory: entry.fileName.endsWith('/'), size: entry.uncompressedSize });
+  });
+  checkBounds(entries, limits);
+  await extractZip(archive, target);
+}

@@ -1,0 +1,78 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, interceptors, request } from 'undici';
+import { WatchdogError } from '../errors.js';
+import { type ArchiveFormat, type ArchiveLimits, extractArchive } from './extract.js';
+import type { SpecializeRequest } from './request.js';
+
+function tooLarge(what: string, limit: number): WatchdogError {
+  return new WatchdogError('PILOTLIGHT_CODE_TOO_LARGE', `${what} is larger than max_code_size (${limit} bytes)`);
+}
+
+function formatOf(url: string, given: ArchiveFormat | undefined): ArchiveFormat {
+  if (given) return given;
+  const path = new URL(url).pathname;
+  if (path.endsWith('.zip')) return 'zip';
+  if (path.endsWith('.tar.gz') || path.endsWith('.tgz')) return 'tar.gz';
+  throw new WatchdogError('PILOTLIGHT_BAD_SPECIALIZE', `cannot tell the archive format of ${url}: add "format": "tar.gz" or "zip"`);
+}
+
+/** Downloads `url` with undici, bounded in size, and checks its sha256 before anything uses it. */
+async function download(url: string, sha256: string, limit: number, signal: AbortSignal): Promise<Buffer> {
+  let response: Awaited<ReturnType<typeof request>>;
+  try {
+    response = await request(url, { signal, dispatcher: new Agent().compose(interceptors.redirect({ maxRedirections: 5 })) });
+  } catch (error) {
+    if (signal.aborted) throw signal.reason;
+    throw new WatchdogError('PILOTLIGHT_FETCH_FAILED', `could not fetch ${url}: ${(error as { code?: string }).code ?? (error as Error).message}`);
+  }
+  if (response.statusCode < 200 || response.statusCode > 299) {
+    await response.body.dump();
+    throw new WatchdogError('PILOTLIGHT_FETCH_FAILED', `GET ${url} answered ${response.statusCode}, not 2xx`);
+  }
+  const declared = Number(response.headers['content-length'] ?? 0);
+  if (limit > 0 && declared > limit) {
+    await response.body.dump();
+    throw tooLarge(`the code at ${url}`, limit);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const hash = createHash('sha256');
+  for await (const chunk of response.body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (limit > 0 && size > limit) {
+      response.body.destroy();
+      throw tooLarge(`the code at ${url}`, limit);
+    }
+    hash.update(chunk);
+    chunks.push(chunk);
+  }
+  const actual = hash.digest('hex');
+  if (actual !== sha256.toLowerCase()) {
+    throw new WatchdogError('PILOTLIGHT_CHECKSUM_MISMATCH', `the code at ${url} has sha256 ${actual}, not ${sha256.toLowerCase()}; it was not used`);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function unpack(archive: Buffer, format: ArchiveFormat, limits: ArchiveLimits): Promise<string> {
+  const target = await mkdtemp(join(tmpdir(), 'pilotlight-code-'));
+  await extractArchive(archive, format, target, limits);
+  return target;
+}
+
+/**
+ * Puts the requested code on disk and returns its directory: a `path` as is, an `archive` decoded
+ * and extracted, a `url` downloaded, verified and extracted.
+ */
+export async function materialize(request: SpecializeRequest, limits: ArchiveLimits, signal: AbortSignal): Promise<string> {
+  if ('path' in request) return request.path;
+  if ('archive' in request) {
+    // base64 is 4 characters per 3 bytes; refuse before decoding anything too large.
+    if (limits.maxBytes > 0 && (request.archive.length * 3) / 4 > limits.maxBytes + 3) throw tooLarge('the archive', limits.maxBytes);
+    return unpack(Buffer.from(request.archive, 'base64'), request.format, limits);
+  }
+  const archive = await download(request.url, request.sha256, limits.maxBytes, signal);
+  return unpack(archive, formatOf(request.url, request.format), limits);
+}
