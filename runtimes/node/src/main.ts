@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { createServer, type RequestListener } from 'node:http';
 import { logger } from '@pilotlight/logger';
 import { ControlChannel, type Message } from './control.js';
@@ -38,6 +39,8 @@ export async function runRuntime(env: NodeJS.ProcessEnv): Promise<void> {
     if (serve) serve(req, res);
     else res.writeHead(503, { 'content-type': 'application/json' }).end('{"message":"no function loaded"}');
   });
+  // A socket file left by a crashed predecessor would make listen fail with EADDRINUSE.
+  rmSync(socketPath, { force: true });
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
 
   const load = async (message: Message) => {
