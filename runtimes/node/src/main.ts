@@ -5,6 +5,7 @@ import { ControlChannel, type Message } from './control.js';
 import { LoadError } from './entry.js';
 import { type LoadRequest, loadFunction } from './load.js';
 import { shareRuntimePackages } from './shared-modules.js';
+import { warmUp, warmupListener } from './warmup.js';
 
 /** Protocol version this runtime speaks (docs/runtime-protocol.md). */
 const PROTOCOL = 1;
@@ -42,6 +43,9 @@ export async function runRuntime(env: NodeJS.ProcessEnv): Promise<void> {
   // A socket file left by a crashed predecessor would make listen fail with EADDRINUSE.
   rmSync(socketPath, { force: true });
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  serve = warmupListener();
+  await warmUp(socketPath);
+  serve = undefined;
 
   const load = async (message: Message) => {
     if (serve || loading) {

@@ -1,0 +1,133 @@
+// Pool benchmark: how fast does a pre-started generic instance become a function?
+// Starts generic instances (watchdog + Node runtime, no code), specializes each with
+// examples/hello-ts and times specialize-request → first 200 response; then times full cold
+// starts of the same function (process start → first 200) for comparison.
+//
+//   node bench/pool.mjs [--instances 50] [--batch 10] [--cold 20]
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { request } from 'undici';
+
+const { values } = parseArgs({
+  options: {
+    instances: { type: 'string', default: '50' },
+    batch: { type: 'string', default: '10' },
+    cold: { type: 'string', default: '20' },
+  },
+});
+const INSTANCES = Number(values.instances);
+const BATCH = Number(values.batch);
+const COLD = Number(values.cold);
+const BIN = fileURLToPath(new URL('../watchdog/bin/pilotlight.js', import.meta.url));
+const HELLO = fileURLToPath(new URL('../examples/hello-ts', import.meta.url));
+
+// Every Node start pays for NODE_EXTRA_CA_CERTS; production images don't set it.
+const { NODE_EXTRA_CA_CERTS: _unused, ...baseEnv } = process.env;
+
+/** Starts a watchdog and resolves once it logs its port (and the state wanted, if any). */
+function startWatchdog(env, wantState) {
+  const child = spawn(process.execPath, [BIN], {
+    env: { ...baseEnv, PILOTLIGHT_PORT: '0', PILOTLIGHT_HOST: '127.0.0.1', PILOTLIGHT_SUPPRESS_LOCK: 'true', PILOTLIGHT_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let port;
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      let record;
+      try {
+        record = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (record.port && !port) {
+        port = record.port;
+        if (!wantState) resolve({ child, port });
+      }
+      if (wantState && record.state === wantState) resolve({ child, port });
+    });
+    child.once('exit', (code) => reject(new Error(`watchdog exited with ${code}`)));
+  });
+}
+
+async function hello(port) {
+  const { statusCode, body } = await request(`http://127.0.0.1:${port}/`, { method: 'POST', headers: { name: 'world' } });
+  const text = await body.text();
+  return statusCode === 200 && text === 'hello world' ? 200 : statusCode;
+}
+
+function stop(children) {
+  return Promise.all(
+    children.map(
+      (child) =>
+        new Promise((resolve) => {
+          if (child.exitCode !== null) return resolve();
+          child.once('exit', resolve);
+          child.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
+function stats(samples) {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
+  const mean = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  return { n: sorted.length, p50: at(0.5), p99: at(0.99), min: sorted[0], max: sorted.at(-1), mean };
+}
+
+const fmt = (x) => x.toFixed(1);
+
+async function poolRun() {
+  const total = [];
+  const inWatchdog = [];
+  for (let done = 0; done < INSTANCES; done += BATCH) {
+    const size = Math.min(BATCH, INSTANCES - done);
+    const instances = await Promise.all(Array.from({ length: size }, () => startWatchdog({ PILOTLIGHT_RUNTIME: 'node' }, 'generic')));
+    for (const { port } of instances) {
+      const started = performance.now();
+      const res = await request(`http://127.0.0.1:${port}/_/specialize`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ path: HELLO, function: 'hello' }),
+      });
+      const answer = await res.body.json();
+      if (res.statusCode !== 200) throw new Error(`specialize answered ${res.statusCode}: ${JSON.stringify(answer)}`);
+      const status = await hello(port);
+      const elapsed = performance.now() - started;
+      if (status !== 200) throw new Error(`first request answered ${status}`);
+      total.push(elapsed);
+      inWatchdog.push(answer.specializeMs);
+    }
+    await stop(instances.map((i) => i.child));
+  }
+  return { total: stats(total), inWatchdog: stats(inWatchdog) };
+}
+
+async function coldRun() {
+  const samples = [];
+  for (let i = 0; i < COLD; i++) {
+    const started = performance.now();
+    const { child, port } = await startWatchdog({ PILOTLIGHT_RUNTIME: 'node', PILOTLIGHT_FUNCTION_DIR: HELLO });
+    // Poll for the first 200: the time a cold request would wait.
+    for (;;) {
+      const status = await hello(port).catch(() => 0);
+      if (status === 200) break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    samples.push(performance.now() - started);
+    await stop([child]);
+  }
+  return stats(samples);
+}
+
+const pool = await poolRun();
+const cold = await coldRun();
+console.log(`pool: ${INSTANCES} generic instances (batches of ${BATCH}), specialize → first 200`);
+console.log(`  total (client): p50 ${fmt(pool.total.p50)} ms  p99 ${fmt(pool.total.p99)} ms  mean ${fmt(pool.total.mean)} ms  max ${fmt(pool.total.max)} ms`);
+console.log(`  specializeMs (watchdog): p50 ${fmt(pool.inWatchdog.p50)} ms  p99 ${fmt(pool.inWatchdog.p99)} ms`);
+console.log(`cold: ${COLD} full starts, process start → first 200`);
+console.log(`  p50 ${fmt(cold.p50)} ms  p99 ${fmt(cold.p99)} ms  mean ${fmt(cold.mean)} ms`);
+console.log(`ratio cold/pool p50: ${(cold.p50 / pool.total.p50).toFixed(1)}x`);
+console.log(JSON.stringify({ pool, cold }));
