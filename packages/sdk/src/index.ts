@@ -1,6 +1,7 @@
 /**
- * `@pilotlight/sdk`: everything a decorated function needs from one package — the
- * routing-controllers decorators and HTTP errors, and the platform logger.
+ * `@pilotlight/sdk`: everything a function needs from one package — the routing-controllers
+ * decorators and HTTP errors, the invocation context, lifecycle hooks, schedules, the platform
+ * logger and scale hints.
  *
  * @example
  * ```ts
@@ -54,5 +55,12 @@ export {
   UseAfter,
   UseBefore,
 } from 'routing-controllers';
-export { logger } from '@pilotlight/logger';
-export type { Logger } from '@pilotlight/logger';
+export { hints, logger } from '@pilotlight/logger';
+export type { Logger, ScaleHint } from '@pilotlight/logger';
+export { Context, currentContext } from './context.js';
+export type { InvocationContext } from './context.js';
+export { Initializer, PreStop } from './hooks.js';
+export type { PreStopInfo } from './hooks.js';
+export { Schedule } from './schedule.js';
+export type { ScheduleOptions } from './schedule.js';
+export type { PlainHandler } from './serve/plain.js';

@@ -1,5 +1,4 @@
 /** The Node runtime as a library, for tests and embedding; the watchdog runs `bin/runtime.js`. */
 export { runRuntime } from './main.js';
 export { loadFunction } from './load.js';
-export type { LoadRequest, LoadedFunction } from './load.js';
-export type { PlainContext, PlainHandler } from './plain.js';
+export type { LoadRequest } from './load.js';

@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import { createServer, type RequestListener } from 'node:http';
-import { logger } from '@pilotlight/logger';
+import { logger, setHintSink } from '@pilotlight/logger';
+import type { ServedFunction } from '@pilotlight/sdk/serve';
 import { ControlChannel, type Message } from './control.js';
 import { LoadError } from './entry.js';
 import { type LoadRequest, loadFunction } from './load.js';
@@ -35,6 +36,7 @@ export async function runRuntime(env: NodeJS.ProcessEnv): Promise<void> {
   await preload();
 
   let serve: RequestListener | undefined;
+  let loaded: ServedFunction | undefined;
   let loading = false;
   const server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
     if (serve) serve(req, res);
@@ -55,9 +57,16 @@ export async function runRuntime(env: NodeJS.ProcessEnv): Promise<void> {
     loading = true;
     const started = performance.now();
     try {
-      const loaded = await loadFunction(message as unknown as LoadRequest, logger);
+      loaded = await loadFunction(message as unknown as LoadRequest);
       serve = loaded.listener;
-      control.send({ type: 'loaded', id: message.id, ms: performance.now() - started, kind: loaded.kind, routes: loaded.routes });
+      control.send({
+        type: 'loaded',
+        id: message.id,
+        ms: performance.now() - started,
+        kind: loaded.kind,
+        routes: loaded.routes,
+        schedules: loaded.schedules,
+      });
     } catch (error) {
       const err = error as Error;
       control.send({
@@ -72,15 +81,31 @@ export async function runRuntime(env: NodeJS.ProcessEnv): Promise<void> {
     }
   };
 
+  // Pre-stop hooks run once: on the watchdog's `stop` (which says how much grace is left) or,
+  // failing that, on SIGTERM with a default grace.
+  let stopping: Promise<void> | undefined;
+  const stop = (graceMs: number) => {
+    stopping ??= (async () => {
+      server.close();
+      server.closeIdleConnections();
+      try {
+        await loaded?.preStop(graceMs);
+      } catch (error) {
+        logger.error({ err: error }, 'a pre-stop hook failed');
+      }
+    })();
+    return stopping;
+  };
   control.on('message', (message) => {
     if (message.type === 'ping') control.send({ type: 'pong', id: message.id });
     else if (message.type === 'load') void load(message);
+    else if (message.type === 'stop') void stop(Number(message.graceMs) || 10_000);
   });
   // The watchdog going away (even by SIGKILL) closes the channel: never outlive it.
   control.on('close', () => process.exit(0));
   process.on('SIGTERM', () => {
-    server.close(() => process.exit(0));
-    server.closeIdleConnections();
+    void stop(10_000).then(() => process.exit(0));
   });
+  setHintSink((hint) => control.send({ type: 'hint', ...hint }));
   control.send({ type: 'hello', protocol: PROTOCOL, runtime: 'node', version: process.version, pid: process.pid });
 }

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 /** Where a child's output line came from. */
 export type StreamName = 'stdout' | 'stderr';
@@ -39,7 +39,20 @@ function asObject(line: string): Record<string, unknown> | undefined {
   }
 }
 
-function record(options: ChildOutputOptions, line: string, part: number | undefined, last: boolean): void {
+/**
+ * The keys the logger writes itself from its bindings (function, instance, request id, pid…).
+ * pino writes bindings and the logged object side by side without merging them, so a child line
+ * with the same key would give the record that key twice, and the child's value would win for
+ * most JSON readers: a function could relabel its lines as another request or instance.
+ */
+function boundKeys(logger: Logger): ReadonlySet<string> {
+  // The serialized bindings, not `bindings()`, which leaves out `pid` even where it is bound.
+  const chindings = (logger as unknown as Record<symbol, unknown>)[pino.symbols.chindingsSym];
+  if (typeof chindings !== 'string' || chindings.length < 2) return new Set(Object.keys(logger.bindings()));
+  return new Set(Object.keys(JSON.parse(`{${chindings.slice(1)}}`) as object));
+}
+
+function record(options: ChildOutputOptions, line: string, part: number | undefined, last: boolean, bound: ReadonlySet<string>): void {
   if (!options.wrap) {
     options.writeRaw(`${line}\n`);
     return;
@@ -50,6 +63,7 @@ function record(options: ChildOutputOptions, line: string, part: number | undefi
     // The child already logs JSON: keep its fields, let ours (stream, ids) sit beside them, and
     // move the fields pino writes itself so no key appears twice.
     const { level, time, msg, ...fields } = parsed;
+    for (const key of bound) delete fields[key];
     const method = levelOf(level, fallback) as 'info';
     options.logger[method]({ ...fields, stream: options.stream, child_time: time }, typeof msg === 'string' ? msg : '');
     return;
@@ -65,6 +79,7 @@ function record(options: ChildOutputOptions, line: string, part: number | undefi
  */
 export function forwardChildOutput(source: Readable, options: ChildOutputOptions): void {
   source.setEncoding('utf8');
+  const bound = options.wrap ? boundKeys(options.logger) : new Set<string>();
   let pending = '';
   let part = 0;
   source.on('data', (chunk: string) => {
@@ -72,20 +87,20 @@ export function forwardChildOutput(source: Readable, options: ChildOutputOptions
     let newline = text.indexOf('\n');
     while (newline !== -1) {
       const line = text.charCodeAt(newline - 1) === 13 ? text.slice(0, newline - 1) : text.slice(0, newline);
-      record(options, line, part === 0 ? undefined : part + 1, true);
+      record(options, line, part === 0 ? undefined : part + 1, true, bound);
       part = 0;
       text = text.slice(newline + 1);
       newline = text.indexOf('\n');
     }
     while (text.length > options.maxLine) {
       part += 1;
-      record(options, text.slice(0, options.maxLine), part, false);
+      record(options, text.slice(0, options.maxLine), part, false, bound);
       text = text.slice(options.maxLine);
     }
     pending = text;
   });
   source.on('end', () => {
-    if (pending !== '') record(options, pending, part === 0 ? undefined : part + 1, true);
+    if (pending !== '') record(options, pending, part === 0 ? undefined : part + 1, true, bound);
     pending = '';
   });
 }

@@ -42,6 +42,7 @@ export function createRunner(context: RunnerContext): Runner {
           ...context,
           env,
           runtime: config.runtime,
+          instance: config.instance,
           argv: runtimeArgv(config),
           maxRestarts: config.maxRestarts,
           healthcheckInterval: config.healthcheckInterval,

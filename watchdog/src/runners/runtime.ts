@@ -40,6 +40,8 @@ export interface RuntimeRunnerOptions {
   readonly maxBodySize: number;
   readonly bufferRequestBody: boolean;
   readonly events: RunnerEvents;
+  /** This instance's name, passed to the function's context. */
+  readonly instance: string;
   /** Code to load at start; without it the instance is generic until specialized. */
   readonly initial: LoadSpec | undefined;
 }
@@ -175,7 +177,7 @@ export class RuntimeRunner implements Runner {
   async #send(spec: LoadSpec, timeoutMs: number): Promise<Loaded> {
     const channel = this.#channel;
     if (!channel) throw new WatchdogError('PILOTLIGHT_NOT_READY', 'the runtime is restarting; retry shortly', { 'retry-after': '1' });
-    const reply = await channel.request({ type: 'load', ...spec }, timeoutMs > 0 ? timeoutMs : 2 ** 31 - 1);
+    const reply = await channel.request({ type: 'load', ...spec, instance: this.options.instance }, timeoutMs > 0 ? timeoutMs : 2 ** 31 - 1);
     if (reply === undefined) {
       throw new WatchdogError('PILOTLIGHT_SPECIALIZE_TIMEOUT', `the runtime did not load the function within ${timeoutMs} ms`);
     }

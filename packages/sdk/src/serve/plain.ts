@@ -1,20 +1,16 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Logger } from '@pilotlight/logger';
+import { logger } from '@pilotlight/logger';
+import { currentContext, type InvocationContext } from '../context.js';
 import { sendThrown } from './errors.js';
 
-/** What a plain function receives besides the request. */
-export interface PlainContext {
-  readonly requestId: string;
-  /** Epoch ms by which the watchdog will have answered 504; undefined without a limit. */
-  readonly deadline: number | undefined;
-  readonly functionName: string | undefined;
-  readonly logger: Logger;
-}
-
-/** A plain function: Web Fetch API in, a Response or a value out. */
-export type PlainHandler = (request: Request, context: PlainContext) => unknown;
+/**
+ * A plain function: a Web `Request` and the invocation context in; out a `Response`, or a value
+ * mapped to one — string → text, Buffer → bytes, stream → streamed bytes, null → 204,
+ * anything else → JSON. It may be async.
+ */
+export type PlainHandler = (request: Request, context: InvocationContext) => unknown;
 
 function toWebRequest(req: IncomingMessage): Request {
   const headers = new Headers();
@@ -30,8 +26,8 @@ function toWebRequest(req: IncomingMessage): Request {
   } as RequestInit);
 }
 
-/** Writes what a plain function returned, mapped as the SDK documents it. */
-async function writeResult(res: ServerResponse, result: unknown): Promise<void> {
+/** Writes what a plain function returned, mapped as {@link PlainHandler} says. */
+export async function writeResult(res: ServerResponse, result: unknown): Promise<void> {
   if (result instanceof Response) {
     const headers: Record<string, string | string[]> = {};
     result.headers.forEach((value, name) => {
@@ -57,20 +53,13 @@ async function writeResult(res: ServerResponse, result: unknown): Promise<void> 
   }
 }
 
-/** Serves a plain function over node:http. */
-export function plainListener(handler: PlainHandler, functionName: string | undefined, logger: Logger): RequestListener {
+/** Serves a plain function over node:http; the request must run inside an invocation. */
+export function plainListener(handler: PlainHandler): RequestListener {
   return (req, res) => {
-    const requestId = (req.headers['x-request-id'] as string | undefined) ?? '';
-    const deadlineHeader = req.headers['x-pilotlight-deadline'] as string | undefined;
-    const context: PlainContext = {
-      requestId,
-      deadline: deadlineHeader ? Number(deadlineHeader) : undefined,
-      functionName,
-      logger: logger.child({ request_id: requestId }),
-    };
+    const context = currentContext() as InvocationContext;
     Promise.resolve()
       .then(() => handler(toWebRequest(req), context))
       .then((result) => writeResult(res, result))
-      .catch((error: unknown) => sendThrown(res, error, context.logger));
+      .catch((error: unknown) => sendThrown(res, error, context?.logger ?? logger));
   };
 }

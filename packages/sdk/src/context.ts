@@ -1,0 +1,49 @@
+import { invocationStorage, type Logger } from '@pilotlight/logger';
+import { createParamDecorator } from 'routing-controllers';
+
+/**
+ * What a function knows about the invocation it is serving. Passed to plain functions as their
+ * second argument, injected into controller methods with {@link Context}, and available anywhere
+ * inside the invocation through {@link currentContext}.
+ */
+export interface InvocationContext {
+  /** `X-Request-Id`: as the caller sent it, or made up by the watchdog. */
+  readonly requestId: string;
+  /** The W3C trace this invocation belongs to (32 hex digits). */
+  readonly traceId: string;
+  /** This invocation's own span (16 hex digits); its parent is the caller's span. */
+  readonly spanId: string;
+  /** W3C trace flags (`01` sampled). */
+  readonly traceFlags: string;
+  /** The `traceparent` to send on calls this invocation makes, so they join the trace. */
+  readonly traceparent: string;
+  /** When the watchdog will answer 504 instead (exec timeout or `X-Timeout`); undefined: no limit. */
+  readonly deadline: Date | undefined;
+  /** Milliseconds until {@link InvocationContext.deadline}; `Infinity` without one. */
+  remainingMs(): number;
+  readonly functionName: string | undefined;
+  readonly functionVersion: string | undefined;
+  readonly instanceId: string | undefined;
+  /** A logger whose lines carry this invocation's ids, even when used outside its async flow. */
+  readonly logger: Logger;
+}
+
+/** The context of the invocation running now, or undefined outside one. */
+export function currentContext(): InvocationContext | undefined {
+  return invocationStorage.getStore()?.context as InvocationContext | undefined;
+}
+
+/**
+ * Parameter decorator: injects the {@link InvocationContext}.
+ *
+ * @example
+ * ```ts
+ * @Post('/')
+ * handle(@Context() ctx: InvocationContext) {
+ *   ctx.logger.info({ left: ctx.remainingMs() }, 'working');
+ * }
+ * ```
+ */
+export function Context(): ParameterDecorator {
+  return createParamDecorator({ required: false, value: () => currentContext() }) as ParameterDecorator;
+}
