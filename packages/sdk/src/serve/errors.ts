@@ -25,6 +25,8 @@ export function describeThrown(error: unknown, logger: Logger): { status: number
   const body = JSON.stringify({
     name: hide ? 'InternalServerError' : (err?.name ?? 'Error'),
     message: hide ? 'the function failed; see its logs' : (err?.message ?? String(error)),
+    // Validation failures (routing-controllers' BadRequestError) say which fields were wrong.
+    ...(!hide && Array.isArray((error as { errors?: unknown }).errors) ? { errors: (error as { errors: unknown[] }).errors } : {}),
     ...(debug ? { stack: err?.stack } : {}),
   });
   return { status, body };
