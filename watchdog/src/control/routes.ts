@@ -4,7 +4,9 @@ import type { Config } from '../config/settings.js';
 import { sendError, WatchdogError } from '../errors.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { Runner } from '../runners/runner.js';
+import { describeSchedules } from './schedules.js';
 import type { Identity } from './specialize.js';
+import { RuntimeRunner } from '../runners/runtime.js';
 
 /** What the control surface reports on. */
 export interface ControlDeps {
@@ -45,6 +47,8 @@ export function createControl(deps: ControlDeps): (req: IncomingMessage, res: Se
       else if (admission.saturated) json(res, 429, { ready: false, state, reason: 'at the concurrency limit' });
       else json(res, 200, { ready: true, state });
     },
+    '/_/schedules': (res) =>
+      json(res, 200, describeSchedules(deps.identity.functionName, runner instanceof RuntimeRunner ? runner.schedules : [])),
     '/_/status': (res) =>
       json(res, 200, {
         state: lifecycle.state,

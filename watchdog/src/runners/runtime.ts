@@ -21,10 +21,18 @@ export interface LoadSpec {
   readonly env?: Readonly<Record<string, string>> | undefined;
 }
 
+/** A schedule a loaded function declares (SDK `@Schedule`). */
+export interface FunctionSchedule {
+  readonly name: string;
+  readonly cron: string;
+  readonly timezone: string;
+}
+
 /** What a runtime reports once a function is loaded. */
 export interface Loaded {
   readonly ms: number;
   readonly routes: readonly string[];
+  readonly schedules: readonly FunctionSchedule[];
 }
 
 /** Everything the runtime runner needs. */
@@ -62,6 +70,7 @@ export class RuntimeRunner implements Runner {
   readonly #inflight = new Set<Invocation>();
   #channel: RuntimeChannel | undefined;
   #loaded: LoadSpec | undefined;
+  #schedules: readonly FunctionSchedule[] = [];
   #missedPongs = 0;
   #pingTimer: NodeJS.Timeout | undefined;
   #up: Promise<void> = Promise.resolve();
@@ -108,6 +117,11 @@ export class RuntimeRunner implements Runner {
 
   get healthy(): boolean {
     return this.#channel !== undefined && this.#missedPongs < MISSED_PONGS;
+  }
+
+  /** The schedules the loaded function declares. */
+  get schedules(): readonly FunctionSchedule[] {
+    return this.#schedules;
   }
 
   /** Whether a function is loaded (the instance can no longer be specialized). */
@@ -187,7 +201,12 @@ export class RuntimeRunner implements Runner {
         stack: reply.stack,
       });
     }
-    return { ms: Number(reply.ms), routes: (reply.routes as string[] | undefined) ?? [] };
+    this.#schedules = (reply.schedules as FunctionSchedule[] | undefined) ?? [];
+    return {
+      ms: Number(reply.ms),
+      routes: (reply.routes as string[] | undefined) ?? [],
+      schedules: (reply.schedules as FunctionSchedule[] | undefined) ?? [],
+    };
   }
 
   async #ping(): Promise<void> {

@@ -41,7 +41,6 @@ export class StaticRunner implements Runner {
         if (status === 412 || status === 416) {
           // Answers to the client's own If-Match / Range, as much a part of serving files as a
           // 304: plain HTTP with send's headers (Content-Range), not a watchdog error.
-          for (const name of res.getHeaderNames()) if (name !== 'x-request-id') res.removeHeader(name);
           res.writeHead(status, { ...error.headers, 'content-length': 0 });
           res.end();
           return;
