@@ -24,7 +24,9 @@ export function logDestination(): DestinationStream & { flushSync(): void } {
 
 /** Options of {@link createLogger}. */
 export interface LoggerOptions {
+  /** Lowest level written; default `PILOTLIGHT_FUNCTION_LOG_LEVEL` or `info`. */
   readonly level?: string;
+  /** Written as `name` on every line. */
   readonly name?: string;
   /**
    * Inject the active invocation's fields into every line (default). Off for loggers that carry

@@ -2,17 +2,25 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 
 /** What identifies the invocation a log line belongs to. Field names are OpenTelemetry's for logs. */
 export interface InvocationFields {
+  /** The request id (`X-Request-Id`). */
   readonly request_id: string;
+  /** W3C trace id, 32 hex digits. */
   readonly trace_id: string;
+  /** The invocation's span id, 16 hex digits. */
   readonly span_id: string;
+  /** W3C trace flags, 2 hex digits. */
   readonly trace_flags: string;
+  /** The function's name. */
   readonly function?: string | undefined;
+  /** The instance's name. */
   readonly instance?: string | undefined;
 }
 
 /** What the storage holds per invocation: the fields logged, and the SDK's context object. */
 export interface InvocationScope {
+  /** Written on every log line of the invocation. */
   readonly fields: InvocationFields;
+  /** The SDK's invocation context object. */
   readonly context?: unknown;
 }
 

@@ -21,8 +21,11 @@ export interface InvocationContext {
   readonly deadline: Date | undefined;
   /** Milliseconds until {@link InvocationContext.deadline}; `Infinity` without one. */
   remainingMs(): number;
+  /** The function's name, as the platform gave it at specialization or start. */
   readonly functionName: string | undefined;
+  /** `PILOTLIGHT_FUNCTION_VERSION`, `K_REVISION`, or the version in the function's package.json. */
   readonly functionVersion: string | undefined;
+  /** The instance serving this invocation (the pod name on Kubernetes). */
   readonly instanceId: string | undefined;
   /** A logger whose lines carry this invocation's ids, even when used outside its async flow. */
   readonly logger: Logger;

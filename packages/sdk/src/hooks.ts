@@ -16,6 +16,7 @@ export interface PreStopInfo {
   readonly deadline: Date;
   /** Milliseconds left until then. */
   remainingMs(): number;
+  /** The function's logger. */
   readonly logger: Logger;
 }
 

@@ -14,9 +14,11 @@ import { serveModule, type ServedFunction } from './serve/function.js';
 
 /** A synthetic request. */
 export interface TestRequest {
+  /** HTTP method, default `GET`. */
   readonly method?: string;
   /** Path and query, default `/`. */
   readonly path?: string;
+  /** Request headers, e.g. `x-request-id` or `traceparent` to fix the ids the context sees. */
   readonly headers?: Readonly<Record<string, string>>;
   /** A string or bytes as is; anything else as JSON (with its content-type). */
   readonly body?: unknown;
@@ -24,6 +26,7 @@ export interface TestRequest {
 
 /** Options of {@link invoke}. */
 export interface InvokeOptions {
+  /** The function name the context reports; default `test`. */
   readonly functionName?: string;
   /** Gives the invocation a deadline this many ms away, as an exec timeout would. */
   readonly timeoutMs?: number;
