@@ -41,6 +41,13 @@ export async function main(env: NodeJS.ProcessEnv, argv: readonly string[]): Pro
     writeRaw: (text) => destination.write(text),
     version: VERSION,
   });
+  if (process.pid === 1) {
+    // Orphans are re-parented to PID 1, and Node reaps only the children it spawned itself.
+    logger.warn(
+      { code: 'PILOTLIGHT_PID1' },
+      'running as PID 1: processes a function abandons will stay as zombies; start the watchdog under an init (tini, docker run --init)',
+    );
+  }
   const stop = (signal: NodeJS.Signals) => {
     logger.info({ signal }, `received ${signal}, draining`);
     void watchdog.shutdown(signal).then(() => {
