@@ -10,7 +10,7 @@ describe('docs stay in step with the code', () => {
     const rows = new Map<string, string>();
     // The table of codes ends where the runtime's load-failure reasons begin.
     const table = docs('errors.md').split('## Load failure reasons')[0] as string;
-    for (const match of table.matchAll(/^\| `(PILOTLIGHT_[A-Z_]+)` \| ([^|]+) \|/gm)) {
+    for (const match of table.matchAll(/^\| `(PILOTLIGHT_[A-Z0-9_]+)` \| ([^|]+) \|/gm)) {
       rows.set(match[1] as string, (match[2] as string).trim());
     }
     expect([...rows.keys()].sort()).toEqual(Object.keys(ERRORS).sort());
