@@ -36,6 +36,7 @@ export const ERRORS = {
   PILOTLIGHT_LOAD_FAILED: { status: 422, summary: "The runtime could not load the function; the body has the runtime's `reason` code, message and stack." },
   PILOTLIGHT_SPECIALIZE_TIMEOUT: { status: 504, summary: 'Specialization took longer than `specialize_timeout`; the runtime was restarted and the instance is generic again.' },
   PILOTLIGHT_RUNTIME_UNRESPONSIVE: { status: null, summary: 'The runtime stopped answering health pings (user code blocking its event loop); it was restarted.' },
+  PILOTLIGHT_HINT_UNDELIVERED: { status: null, summary: 'A scale hint could not be delivered to `scale_hint_url` after retries; logged once per outage.' },
   PILOTLIGHT_NOT_FOUND: { status: 404, summary: 'No such `/_/` endpoint, or no such file in `static` mode.' },
   PILOTLIGHT_METHOD_NOT_ALLOWED: { status: 405, summary: 'The `/_/` endpoint or static file does not take this method.' },
   PILOTLIGHT_INTERNAL: { status: 500, summary: 'A bug in the watchdog; the log has the stack.' },

@@ -8,7 +8,10 @@ import { sendError, WatchdogError } from './errors.js';
 import type { Invocation } from './invocation.js';
 import type { Lifecycle, State } from './lifecycle.js';
 import { bodyTooLarge } from './proxy/body-limit.js';
+import type { Metrics } from './metrics.js';
 import type { Runner } from './runners/runner.js';
+import type { LoadEstimator } from './scale/estimator.js';
+import type { ServerSpan, Tracing } from './tracing.js';
 
 /** What the listener works with, passed in by the watchdog. */
 export interface ListenerDeps {
@@ -17,6 +20,11 @@ export interface ListenerDeps {
   readonly admission: Admission;
   readonly runner: Runner;
   readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly tracing: Tracing;
+  readonly estimator: LoadEstimator;
+  /** Told when the instance may have saturated, so a hint goes out at once. */
+  readonly saturation: () => void;
   /** Serves `/_/…`. */
   readonly control: (req: IncomingMessage, res: ServerResponse) => void;
 }
@@ -65,14 +73,23 @@ export class Listener {
       this.deps.control(req, res);
       return;
     }
-    const { lifecycle, config, admission } = this.deps;
-    const state = lifecycle.state;
+    const { lifecycle, config, admission, tracing } = this.deps;
+    const started = performance.now();
     const requestId = (req.headers['x-request-id'] as string | undefined) || randomUUID();
+    const span = tracing.start(req, req.method ?? 'GET');
+    res.setHeader('x-request-id', requestId);
+    // W3C Trace Context's response header: the caller learns the trace and the watchdog's span.
+    res.setHeader('traceresponse', span.context.traceparent);
+    const reject = (error: WatchdogError) => {
+      sendError(res, error, requestId);
+      this.deps.metrics.rejected(error.code);
+      this.#record(req, res, span, started);
+    };
+    const state = lifecycle.state;
     if (state !== 'ready' && !(state === 'draining' && this.#accepting)) {
-      sendError(res, NOT_SERVING[state as Exclude<State, 'ready'>](), requestId);
+      reject(NOT_SERVING[state as Exclude<State, 'ready'>]());
       return;
     }
-    res.setHeader('x-request-id', requestId);
     if (state === 'draining') res.setHeader('connection', 'close');
     let timeout = config.execTimeout;
     const asked = req.headers['x-timeout'] as string | undefined;
@@ -81,21 +98,24 @@ export class Listener {
       try {
         askedMs = parseDuration(asked);
       } catch {
-        sendError(res, new WatchdogError('PILOTLIGHT_BAD_TIMEOUT', `X-Timeout "${asked}" is not a duration such as 500ms or 5s`), requestId);
+        reject(new WatchdogError('PILOTLIGHT_BAD_TIMEOUT', `X-Timeout "${asked}" is not a duration such as 500ms or 5s`));
         return;
       }
       if (askedMs > 0 && (timeout === 0 || askedMs < timeout)) timeout = askedMs;
     }
     const declared = req.headers['content-length'];
     if (config.maxBodySize > 0 && declared !== undefined && Number(declared) > config.maxBodySize) {
-      sendError(res, bodyTooLarge(config.maxBodySize), requestId);
+      reject(bodyTooLarge(config.maxBodySize));
       return;
     }
+    this.deps.estimator.arrival();
     this.#active += 1;
     if (admission.tryEnter()) {
-      this.#run(req, res, requestId, timeout);
+      if (admission.saturated) this.deps.saturation();
+      this.#run(req, res, requestId, timeout, span, started);
       return;
     }
+    this.deps.saturation();
     const ticket = admission.enqueue();
     const cancel = () => {
       ticket.cancel();
@@ -104,19 +124,26 @@ export class Listener {
     ticket.admitted.then(
       () => {
         res.off('close', cancel);
+        this.deps.metrics.queueWait((performance.now() - started) / 1000);
         if (res.destroyed) {
           admission.leave();
           this.#finish();
         } else {
-          this.#run(req, res, requestId, timeout);
+          this.#run(req, res, requestId, timeout, span, started);
         }
       },
       (error: WatchdogError) => {
-        sendError(res, error, requestId);
+        this.deps.metrics.queueWait((performance.now() - started) / 1000);
+        reject(error);
         this.#finish();
       },
     );
   };
+
+  #record(req: IncomingMessage, res: ServerResponse, span: ServerSpan, started: number): void {
+    this.deps.metrics.request(res.statusCode, req.method ?? 'GET', (performance.now() - started) / 1000);
+    span.end(res.statusCode);
+  }
 
   #finish(): void {
     this.#active -= 1;
@@ -126,23 +153,28 @@ export class Listener {
     }
   }
 
-  #run(req: IncomingMessage, res: ServerResponse, requestId: string, timeout: number): void {
-    const { runner, admission, config, logger } = this.deps;
+  #run(req: IncomingMessage, res: ServerResponse, requestId: string, timeout: number, span: ServerSpan, arrived: number): void {
+    const { runner, admission, config, logger, metrics, estimator } = this.deps;
     const controller = new AbortController();
     const started = performance.now();
+    const trace = span.context;
     let log: Logger | undefined;
+    const bound = () =>
+      (log ??= logger.child({ request_id: requestId, trace_id: trace.traceId, span_id: trace.spanId, trace_flags: trace.traceFlags }));
     const invocation: Invocation = {
       id: requestId,
+      trace,
       deadline: timeout > 0 ? Date.now() + timeout : undefined,
       signal: controller.signal,
       abort: (error) => {
         if (controller.signal.aborted) return;
         controller.abort(error);
+        metrics.rejected(error.code);
         if (error.code === 'PILOTLIGHT_WRITE_TIMEOUT') res.destroy();
         else sendError(res, error, requestId);
-        (log ??= logger.child({ request_id: requestId })).warn({ code: error.code }, error.message);
+        bound().warn({ code: error.code }, error.message);
       },
-      log: () => (log ??= logger.child({ request_id: requestId })),
+      log: bound,
     };
     // With an exec timeout, write_timeout is at least as long (config enforces it), so one timer
     // covers both; without one, the write timeout alone bounds the response.
@@ -167,9 +199,11 @@ export class Listener {
       clearTimeout(timer);
       res.off('close', onClose);
       admission.leave();
+      if (!controller.signal.aborted) estimator.completion((performance.now() - started) / 1000);
+      this.#record(req, res, span, arrived);
       if (config.accessLog) {
         invocation.log().info(
-          { method: req.method, path: req.url, status: res.statusCode, durationMs: Math.round(performance.now() - started) },
+          { method: req.method, path: req.url, status: res.statusCode, durationMs: Math.round(performance.now() - arrived) },
           'request',
         );
       }
@@ -177,11 +211,10 @@ export class Listener {
     };
     runner.handle(req, res, invocation).then(settle, (error: unknown) => {
       if (!controller.signal.aborted) {
-        if (error instanceof WatchdogError) sendError(res, error, requestId);
-        else {
-          invocation.log().error({ err: error, code: 'PILOTLIGHT_INTERNAL' }, 'request failed inside the watchdog');
-          sendError(res, new WatchdogError('PILOTLIGHT_INTERNAL', 'the watchdog failed to serve this request'), requestId);
-        }
+        const known = error instanceof WatchdogError ? error : new WatchdogError('PILOTLIGHT_INTERNAL', 'the watchdog failed to serve this request');
+        if (known !== error) invocation.log().error({ err: error, code: known.code }, 'request failed inside the watchdog');
+        metrics.rejected(known.code);
+        sendError(res, known, requestId);
       }
       settle();
     });

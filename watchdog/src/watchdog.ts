@@ -13,6 +13,10 @@ import type { Spawn } from './process/group.js';
 import { createRunner } from './runners/create.js';
 import type { Runner } from './runners/runner.js';
 import { RuntimeRunner } from './runners/runtime.js';
+import { Metrics } from './metrics.js';
+import { ScaleHints, postHint } from './scale/hints.js';
+import type { SendHint } from './scale/publisher.js';
+import { Tracing } from './tracing.js';
 
 /** The collaborators a watchdog runs with; the entrypoint passes the real ones. */
 export interface WatchdogDeps {
@@ -24,6 +28,8 @@ export interface WatchdogDeps {
   /** Writes a line to the log destination unchanged (child output with `prefix_logs` off). */
   readonly writeRaw: (text: string) => void;
   readonly version: string;
+  /** Delivers a scale hint; defaults to a POST with undici. */
+  readonly sendHint?: SendHint;
 }
 
 const READ_TIMEOUT_BODY = JSON.stringify({
@@ -40,15 +46,45 @@ export class Watchdog {
   readonly #server: Server;
   readonly #listener: Listener;
   readonly #runner: Runner;
+  readonly #hints: ScaleHints;
+  readonly #metrics: Metrics;
+  #metricsServer: Server | undefined;
   #shutdown: Promise<void> | undefined;
 
   constructor(private readonly deps: WatchdogDeps) {
     const { config, logger } = deps;
     this.lifecycle = new Lifecycle(logger);
     const admission = new Admission(config);
+    const identity: Identity = { functionName: config.functionName, specializeMs: undefined };
+    this.#hints = new ScaleHints({
+      config,
+      admission,
+      lifecycle: this.lifecycle,
+      identity,
+      logger,
+      send: deps.sendHint ?? postHint,
+      now: () => performance.now(),
+    });
+    this.#metrics = new Metrics({
+      inflight: () => admission.inflight,
+      queued: () => admission.queued,
+      desiredInstances: () => this.#hints.current('pull').desiredInstances,
+    });
+    const metrics = this.#metrics;
+    const hints = this.#hints;
     this.#runner = createRunner({
       ...deps,
-      output: { maxLine: config.logBufferSize, wrap: config.prefixLogs, writeRaw: deps.writeRaw },
+      output: {
+        maxLine: config.logBufferSize,
+        wrap: config.prefixLogs,
+        writeRaw: deps.writeRaw,
+        onHint: ({ saturated, load, metric }) =>
+          hints.fromFunction({
+            saturated: typeof saturated === 'boolean' ? saturated : undefined,
+            load: typeof load === 'number' ? load : undefined,
+            metric: typeof metric === 'string' ? metric : undefined,
+          }),
+      },
       events: {
         ready: () => this.lifecycle.set('ready'),
         generic: () => this.lifecycle.set('generic'),
@@ -56,18 +92,48 @@ export class Watchdog {
           if (this.lifecycle.state === 'ready') this.lifecycle.set('starting', reason);
         },
         failed: (reason) => this.lifecycle.set('failed', reason),
+        started: (seconds) => {
+          metrics.coldStart(seconds);
+          hints.estimator.startup(seconds);
+        },
+        restarted: () => metrics.restarted(),
+        hint: (hint) => hints.fromFunction(hint),
       },
     });
-    const identity: Identity = { functionName: config.functionName, specializeMs: undefined };
     const specialize = createSpecializeHandler({
       config,
       lifecycle: this.lifecycle,
       runtime: this.#runner instanceof RuntimeRunner ? this.#runner : undefined,
       identity,
       logger,
+      specialized: (seconds) => {
+        metrics.specialized(seconds);
+        hints.estimator.startup(seconds);
+      },
     });
-    const control = createControl({ config, identity, specialize, lifecycle: this.lifecycle, admission, runner: this.#runner, version: deps.version });
-    this.#listener = new Listener({ config, lifecycle: this.lifecycle, admission, runner: this.#runner, logger, control });
+    const control = createControl({
+      config,
+      identity,
+      specialize,
+      metrics,
+      scale: () => hints.current('pull'),
+      lifecycle: this.lifecycle,
+      admission,
+      runner: this.#runner,
+      version: deps.version,
+    });
+    this.#listener = new Listener({
+      config,
+      lifecycle: this.lifecycle,
+      admission,
+      runner: this.#runner,
+      logger,
+      control,
+      metrics,
+      tracing: new Tracing(),
+      estimator: hints.estimator,
+      saturation: () => hints.nudge(),
+    });
     this.#server = createServer(
       {
         keepAliveTimeout: config.idleTimeout,
@@ -108,6 +174,8 @@ export class Watchdog {
     });
     const port = (this.#server.address() as AddressInfo).port;
     logger.info({ port, mode: config.mode }, `listening on port ${port}`);
+    if (config.metricsPort !== undefined) await this.#serveMetricsPort(config.metricsPort);
+    this.#hints.start();
     try {
       await this.#runner.start();
       // Runners with a process say `ready` or `generic` themselves; the others are ready now.
@@ -116,6 +184,24 @@ export class Watchdog {
       if (this.lifecycle.state !== 'failed') throw error;
     }
     return port;
+  }
+
+  /** of-watchdog's separate metrics listener: `GET /metrics` and nothing else. */
+  async #serveMetricsPort(port: number): Promise<void> {
+    const metrics = this.#metrics;
+    const server = createServer((req, res) => {
+      if (req.method !== 'GET' || req.url?.split('?', 1)[0] !== '/metrics') {
+        res.writeHead(404).end();
+        return;
+      }
+      void metrics.exposition().then(({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port, host: this.deps.config.host }, () => resolve());
+    });
+    this.#metricsServer = server;
+    this.deps.logger.info({ metricsPort: (server.address() as AddressInfo).port }, 'metrics listening');
   }
 
   /**
@@ -144,6 +230,8 @@ export class Watchdog {
     ]);
     if (!finished) logger.warn({ inflight: this.#listener.active }, 'grace period over with requests still in flight');
     await this.#runner.stop(Math.max(1_000, deadline - Date.now()));
+    this.#hints.stop();
+    this.#metricsServer?.close();
     this.#server.closeAllConnections();
     logger.info('shutdown complete');
   }

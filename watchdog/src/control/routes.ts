@@ -6,12 +6,16 @@ import type { Lifecycle } from '../lifecycle.js';
 import type { Runner } from '../runners/runner.js';
 import { describeSchedules } from './schedules.js';
 import type { Identity } from './specialize.js';
+import type { Metrics } from '../metrics.js';
 import { RuntimeRunner } from '../runners/runtime.js';
 
 /** What the control surface reports on. */
 export interface ControlDeps {
   readonly config: Config;
   readonly identity: Identity;
+  readonly metrics: Metrics;
+  /** The current scale hint, for `GET /_/scale`. */
+  readonly scale: () => object;
   /** Serves `POST /_/specialize`. */
   readonly specialize: (req: IncomingMessage, res: ServerResponse) => void;
   readonly lifecycle: Lifecycle;
@@ -46,6 +50,13 @@ export function createControl(deps: ControlDeps): (req: IncomingMessage, res: Se
       if (state !== 'ready') json(res, 503, { ready: false, state });
       else if (admission.saturated) json(res, 429, { ready: false, state, reason: 'at the concurrency limit' });
       else json(res, 200, { ready: true, state });
+    },
+    '/_/scale': (res) => json(res, 200, deps.scale()),
+    '/_/metrics': (res) => {
+      void deps.metrics.exposition().then(({ contentType, body }) => {
+        res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' });
+        res.end(body);
+      });
     },
     '/_/schedules': (res) =>
       json(res, 200, describeSchedules(deps.identity.functionName, runner instanceof RuntimeRunner ? runner.schedules : [])),

@@ -23,6 +23,8 @@ export interface SpecializeDeps {
   readonly runtime: RuntimeRunner | undefined;
   readonly identity: Identity;
   readonly logger: Logger;
+  /** Told how long a successful specialization took. */
+  readonly specialized: (seconds: number) => void;
 }
 
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
@@ -95,6 +97,7 @@ async function specialize(req: IncomingMessage, res: ServerResponse, deps: Speci
       remaining,
     );
     identity.specializeMs = performance.now() - started;
+    deps.specialized(identity.specializeMs / 1000);
     identity.functionName = request.function ?? identity.functionName;
     lifecycle.set('ready', `specialized in ${identity.specializeMs.toFixed(1)} ms`);
     logger.info({ specializeMs: identity.specializeMs, loadMs: loaded.ms, routes: loaded.routes, function: identity.functionName }, 'specialized');

@@ -15,6 +15,11 @@ export interface ChildOutputOptions {
   readonly wrap: boolean;
   /** Raw writer for `wrap: false`, the same destination the logger writes to, so order is kept. */
   readonly writeRaw: (text: string) => void;
+  /**
+   * Receives scale hints a process writes as JSON lines with `"pilotlight":"hint"` (what the
+   * platform logger does outside a runtime); such lines are not logged.
+   */
+  readonly onHint?: (hint: Record<string, unknown>) => void;
 }
 
 const PINO_LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
@@ -59,6 +64,10 @@ function record(options: ChildOutputOptions, line: string, part: number | undefi
   }
   const fallback = options.stream === 'stderr' ? 'warn' : 'info';
   const parsed = part === undefined ? asObject(line) : undefined;
+  if (parsed?.pilotlight === 'hint' && options.onHint) {
+    options.onHint(parsed);
+    return;
+  }
   if (parsed) {
     // The child already logs JSON: keep its fields, let ours (stream, ids) sit beside them, and
     // move the fields pino writes itself so no key appears twice.

@@ -38,14 +38,40 @@ export function describeExit(code: number | null, signal: NodeJS.Signals | null)
   return signal ? `was killed by ${signal}` : `exited with code ${code}`;
 }
 
+/** Longest wait for a stopped child's output pipes to close (only an escaped descendant delays it). */
+const OUTPUT_CLOSE_MS = 1_000;
+
+/**
+ * Resolves once `child`'s stdout and stderr have closed, so every line it wrote before exiting has
+ * been read and logged. A process's exit is reported before its pipes are drained; a watchdog
+ * exiting at that point loses the last lines (a runtime's shutdown log) still in the pipe.
+ */
+function outputClosed(child: ChildProcess, capMs: number): Promise<void> {
+  const open = [child.stdout, child.stderr].filter((stream) => stream !== null && !stream.closed);
+  if (open.length === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, capMs);
+    let left = open.length;
+    for (const stream of open) {
+      stream!.once('close', () => {
+        left -= 1;
+        if (left === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    }
+  });
+}
+
 /**
  * Sends SIGTERM to the group, then SIGKILL if the leader has not exited within `graceMs`.
- * Resolves once the leader has exited.
+ * Resolves once the leader has exited and its output has been read.
  */
 export function stopGroup(child: ChildProcess, graceMs: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) {
     signalGroup(child, 'SIGKILL');
-    return Promise.resolve();
+    return outputClosed(child, OUTPUT_CLOSE_MS);
   }
   return new Promise((resolve) => {
     const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), graceMs);
@@ -53,7 +79,7 @@ export function stopGroup(child: ChildProcess, graceMs: number): Promise<void> {
       clearTimeout(timer);
       // Anything the leader left behind in its group goes with it.
       signalGroup(child, 'SIGKILL');
-      resolve();
+      void outputClosed(child, OUTPUT_CLOSE_MS).then(resolve);
     });
     signalGroup(child, 'SIGTERM');
   });

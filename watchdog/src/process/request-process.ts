@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { WatchdogError } from '../errors.js';
 import type { Invocation } from '../invocation.js';
+import type { TraceContext } from '../tracing.js';
 import { type ChildOutputOptions, forwardChildOutput } from '../log/child-output.js';
 import { limitBody } from '../proxy/body-limit.js';
 import { describeExit, type Spawn, signalGroup, spawnGroup } from './group.js';
@@ -28,8 +29,11 @@ function envName(header: string): string {
   return header.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase()).replaceAll('-', '_');
 }
 
-/** The request as environment variables, named as of-watchdog names them. */
-export function requestEnv(req: IncomingMessage, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+/**
+ * The request as environment variables, named as of-watchdog names them, plus `TRACEPARENT`
+ * (and `TRACESTATE`) naming the watchdog's span, as OpenTelemetry's env carrier reads them.
+ */
+export function requestEnv(req: IncomingMessage, base: NodeJS.ProcessEnv, trace: TraceContext): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base };
   const raw = req.rawHeaders;
   const seen = new Set<string>();
@@ -45,6 +49,8 @@ export function requestEnv(req: IncomingMessage, base: NodeJS.ProcessEnv): NodeJ
   env.Http_Method = req.method;
   env.Http_Path = query === -1 ? url : url.slice(0, query);
   if (query !== -1 && query < url.length - 1) env.Http_Query = url.slice(query + 1);
+  env.TRACEPARENT = trace.traceparent;
+  if (trace.traceState !== undefined) env.TRACESTATE = trace.traceState;
   return env;
 }
 
@@ -68,7 +74,7 @@ export function startRequestProcess(
   options: RequestProcessOptions,
   logger: Logger,
 ): RequestProcess {
-  const child = spawnGroup(options.spawn, options.argv, requestEnv(req, options.env), 'pipe');
+  const child = spawnGroup(options.spawn, options.argv, requestEnv(req, options.env, invocation.trace), 'pipe');
   const kill = () => signalGroup(child, 'SIGKILL');
   invocation.signal.addEventListener('abort', kill, { once: true });
   child.once('exit', kill);

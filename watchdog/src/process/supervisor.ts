@@ -21,8 +21,10 @@ export interface SupervisorOptions {
   readonly controlChannel: boolean;
   /** Resolves true once `child` can serve, false if it cannot (it exited). */
   readonly waitUntilUp: (child: ChildProcess) => Promise<boolean>;
-  /** The process can serve (again). */
-  readonly onUp: () => void;
+  /** The process can serve (again), `seconds` after it was started. */
+  readonly onUp: (seconds: number) => void;
+  /** A new process is being started after an exit. */
+  readonly onRestart: () => void;
   /** The process exited; a restart follows unless `onFailed` comes next. */
   readonly onDown: (reason: string) => void;
   /** Too many failed runs in a row; no more restarts. */
@@ -95,7 +97,9 @@ export class Supervisor {
         `${this.#lastExit}; restarting in ${backoff} ms`,
       );
       setTimeout(() => {
-        if (!this.#stopping) this.#run();
+        if (this.#stopping) return;
+        this.options.onRestart();
+        this.#run();
       }, backoff).unref();
     });
     void this.#waitUntilUp(child).then((answered) => {
@@ -103,7 +107,7 @@ export class Supervisor {
       upAt = Date.now();
       this.#answering = true;
       logger.info({ pid: child.pid, startMs: upAt - startedAt }, 'function process is answering');
-      this.options.onUp();
+      this.options.onUp((upAt - startedAt) / 1000);
       this.#firstUp?.resolve();
       this.#firstUp = undefined;
     });

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { TraceContext } from '../tracing.js';
 
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are never forwarded, plus
@@ -31,9 +32,10 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
 
 /**
  * The headers to send upstream as a flat `[name, value, …]` list: the client's own, minus
- * hop-by-hop ones, with `X-Forwarded-For/-Proto/-Host` appended and the request id set.
+ * hop-by-hop ones, with `X-Forwarded-For/-Proto/-Host` appended, the request id set, and the
+ * caller's `traceparent` replaced by one naming the watchdog's span (each hop its own span).
  */
-export function upstreamRequestHeaders(req: IncomingMessage, requestId: string): string[] {
+export function upstreamRequestHeaders(req: IncomingMessage, requestId: string, trace: TraceContext): string[] {
   const raw = req.rawHeaders;
   const extra = connectionTokens(req.headers.connection);
   const out: string[] = [];
@@ -47,7 +49,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, requestId: string):
       forwardedFor = forwardedFor === undefined ? (raw[i + 1] as string) : `${forwardedFor}, ${raw[i + 1]}`;
       continue;
     }
-    if (lower === 'x-forwarded-proto' || lower === 'x-forwarded-host') continue;
+    if (lower === 'x-forwarded-proto' || lower === 'x-forwarded-host' || lower === 'traceparent' || lower === 'tracestate') continue;
     if (lower === 'x-request-id') hasRequestId = true;
     out.push(name, raw[i + 1] as string);
   }
@@ -57,6 +59,8 @@ export function upstreamRequestHeaders(req: IncomingMessage, requestId: string):
   const host = (req.headers['x-forwarded-host'] as string | undefined) ?? req.headers.host;
   if (host !== undefined) out.push('x-forwarded-host', host);
   if (!hasRequestId) out.push('x-request-id', requestId);
+  out.push('traceparent', trace.traceparent);
+  if (trace.traceState !== undefined) out.push('tracestate', trace.traceState);
   return out;
 }
 

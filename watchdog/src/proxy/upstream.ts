@@ -76,7 +76,7 @@ export class Upstream {
 
   /** Proxies one request; rejects with a `WatchdogError` when the watchdog must answer. */
   async forward(req: IncomingMessage, res: ServerResponse, invocation: Invocation): Promise<void> {
-    const headers = upstreamRequestHeaders(req, invocation.id);
+    const headers = upstreamRequestHeaders(req, invocation.id, invocation.trace);
     this.options.extraHeaders?.(invocation, headers);
     let body: Readable | Buffer | null = hasBody(req) ? limitBody(req, this.options.maxBodySize) : null;
     if (body && this.options.bufferRequestBody) {

@@ -56,7 +56,11 @@ export class HttpRunner implements Runner {
         argv: options.argv,
         controlChannel: false,
         waitUntilUp: (child) => this.#waitUntilAnswering(child),
-        onUp: () => options.events.ready(),
+        onUp: (seconds) => {
+          options.events.started(seconds);
+          options.events.ready();
+        },
+        onRestart: () => options.events.restarted(),
         onDown: (reason) => {
           for (const invocation of this.#inflight) {
             invocation.abort(new WatchdogError('PILOTLIGHT_UPSTREAM_EXITED', `${reason} while the request was in flight`));

@@ -1,6 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Invocation } from '../invocation.js';
 
+/** A scale hint from function code (the logger's `hints`). */
+export interface FunctionHint {
+  readonly saturated?: boolean;
+  readonly load?: number;
+  readonly metric?: string;
+}
+
 /** What a runner tells the watchdog about its process between requests. */
 export interface RunnerEvents {
   /** The function can serve (first start, after a restart, or once specialized). */
@@ -11,6 +18,12 @@ export interface RunnerEvents {
   down(reason: string): void;
   /** The function will not come back; the instance is `failed`. */
   failed(reason: string): void;
+  /** A process or runtime start took `seconds` until it could serve (or, a runtime, until generic). */
+  started(seconds: number): void;
+  /** The process or runtime is being restarted. */
+  restarted(): void;
+  /** The function's own code sent a scale hint. */
+  hint(hint: FunctionHint): void;
 }
 
 /**

@@ -95,7 +95,11 @@ export class RuntimeRunner implements Runner {
       env: { ...options.env, PILOTLIGHT_RUNTIME_SOCKET: socketPath, PILOTLIGHT_CONTROL_FD: '3' },
       controlChannel: true,
       waitUntilUp: (child) => this.#handshake(child),
-      onUp: () => void this.#afterStart(),
+      onUp: (seconds) => {
+        options.events.started(seconds);
+        void this.#afterStart();
+      },
+      onRestart: () => options.events.restarted(),
       onDown: (reason) => {
         this.#channel = undefined;
         this.#resetUp();
@@ -149,7 +153,14 @@ export class RuntimeRunner implements Runner {
   }
 
   #onMessage(message: RuntimeMessage): void {
-    this.options.logger.debug({ message }, 'runtime message');
+    if (message.type === 'hint') {
+      const { saturated, load, metric } = message;
+      this.options.events.hint({
+        saturated: typeof saturated === 'boolean' ? saturated : undefined,
+        load: typeof load === 'number' ? load : undefined,
+        metric: typeof metric === 'string' ? metric : undefined,
+      });
+    }
   }
 
   /** After every (re)start: load the function again if there was one, else wait to be specialized. */
