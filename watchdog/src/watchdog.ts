@@ -87,7 +87,11 @@ export class Watchdog {
       },
       events: {
         ready: () => this.lifecycle.set('ready'),
-        generic: () => this.lifecycle.set('generic'),
+        // Only a starting instance becomes generic by the runtime coming up: one restarted while a
+        // retried specialization waits for it stays `specializing`.
+        generic: () => {
+          if (this.lifecycle.state === 'starting') this.lifecycle.set('generic');
+        },
         down: (reason) => {
           if (this.lifecycle.state === 'ready') this.lifecycle.set('starting', reason);
         },

@@ -20,7 +20,11 @@ export class RuntimeChannel extends EventEmitter<{ message: [RuntimeMessage] }> 
     this.#socket = child.stdio[3] as Socket;
     // A dead runtime closes its end; replies that will never come are settled by the caller's timeout.
     this.#socket.on('error', () => {});
-    createInterface({ input: this.#socket }).on('line', (line) => {
+    // readline re-emits the socket's errors (ECONNRESET from a killed runtime): unhandled, they
+    // would crash the watchdog.
+    const lines = createInterface({ input: this.#socket });
+    lines.on('error', () => {});
+    lines.on('line', (line) => {
       let message: RuntimeMessage;
       try {
         message = JSON.parse(line) as RuntimeMessage;

@@ -75,6 +75,7 @@ export class RuntimeRunner implements Runner {
   #pingTimer: NodeJS.Timeout | undefined;
   #up: Promise<void> = Promise.resolve();
   #markUp: () => void = () => {};
+  #isUp = true;
 
   constructor(private readonly options: RuntimeRunnerOptions) {
     this.#socketDir = mkdtempSync(join(tmpdir(), 'pilotlight-'));
@@ -113,9 +114,15 @@ export class RuntimeRunner implements Runner {
     this.#resetUp();
   }
 
+  /** Makes `#up` wait for the next start; a no-op while it already does (keeps its waiters). */
   #resetUp(): void {
+    if (!this.#isUp) return;
+    this.#isUp = false;
     this.#up = new Promise((resolve) => {
-      this.#markUp = resolve;
+      this.#markUp = () => {
+        this.#isUp = true;
+        resolve();
+      };
     });
   }
 
@@ -194,6 +201,10 @@ export class RuntimeRunner implements Runner {
       this.#loaded = spec;
       return loaded;
     } catch (error) {
+      // From now on the dying runtime is not talked to: a load retried at once (the instance is
+      // generic again) waits for the clean one instead of writing to a killed process.
+      this.#channel = undefined;
+      this.#resetUp();
       this.#supervisor.restart(`the load failed (${(error as WatchdogError).code}); starting a clean runtime`);
       throw error;
     }
