@@ -19,7 +19,7 @@ export type Mode = (typeof MODES)[number];
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 /** The built-in runtimes, which pre-start and load functions late. */
-export const RUNTIMES = ['node'] as const;
+export const RUNTIMES = ['node', 'python'] as const;
 /** One of {@link RUNTIMES}. */
 export type RuntimeName = (typeof RUNTIMES)[number];
 
@@ -88,7 +88,7 @@ export const SETTINGS = {
     aliases: [],
     default: undefined,
     parse: parseOneOf(RUNTIMES),
-    doc: 'A built-in runtime (`node`) to pre-start in `http` mode. Without `function_dir` the instance waits, `generic`, for `POST /_/specialize`.',
+    doc: 'A built-in runtime (`node`, `python`) to pre-start in `http` mode. Without `function_dir` the instance waits, `generic`, for `POST /_/specialize`.',
   }),
   functionDir: setting({
     env: 'PILOTLIGHT_FUNCTION_DIR',

@@ -3,6 +3,7 @@ import type { Config } from '../config/settings.js';
 import type { ChildOutputOptions } from '../log/child-output.js';
 import type { Spawn } from '../process/group.js';
 import { createRequire } from 'node:module';
+import { delimiter, dirname } from 'node:path';
 import { HttpRunner } from './http.js';
 import { RuntimeRunner } from './runtime.js';
 import type { Runner, RunnerEvents } from './runner.js';
@@ -22,10 +23,24 @@ export interface RunnerContext {
 
 const requireHere = createRequire(import.meta.url);
 
+/** The folder of the Python runtime's package (`runtimes/python`), put on PYTHONPATH. */
+function pythonRuntimeDir(): string {
+  return dirname(requireHere.resolve('@pilotlight/runtime-python/package.json'));
+}
+
 /** The command that starts a built-in runtime. */
 function runtimeArgv(config: Config): readonly string[] {
   if (config.runtimeCommand) return config.runtimeCommand;
+  if (config.runtime === 'python') return ['python3', '-u', '-m', 'pilotlight.runtime'];
   return [process.execPath, requireHere.resolve('@pilotlight/runtime-node/bin')];
+}
+
+/** The runtime's environment: the watchdog's, minus what only slows a start, plus its own path. */
+function runtimeEnv(config: Config, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { NODE_EXTRA_CA_CERTS: _dropped, ...rest } = env;
+  if (config.runtime !== 'python' || config.runtimeCommand) return rest;
+  const path = pythonRuntimeDir();
+  return { ...rest, PYTHONPATH: rest.PYTHONPATH ? `${path}${delimiter}${rest.PYTHONPATH}` : path, PYTHONDONTWRITEBYTECODE: '1' };
 }
 
 /**
@@ -37,10 +52,9 @@ export function createRunner(context: RunnerContext): Runner {
   switch (config.mode) {
     case 'http':
       if (config.runtime !== undefined) {
-        const { NODE_EXTRA_CA_CERTS: _dropped, ...env } = context.env;
         return new RuntimeRunner({
           ...context,
-          env,
+          env: runtimeEnv(config, context.env),
           runtime: config.runtime,
           instance: config.instance,
           argv: runtimeArgv(config),
