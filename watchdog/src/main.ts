@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, helpText, loadConfig } from './config/load.js';
-import { createLogger } from './log/logger.js';
+import { createLogger, drainLog } from './log/logger.js';
 import { defaultSpawn } from './process/group.js';
 import { Watchdog } from './watchdog.js';
 
@@ -48,12 +48,12 @@ export async function main(env: NodeJS.ProcessEnv, argv: readonly string[]): Pro
       'running as PID 1: processes a function abandons will stay as zombies; start the watchdog under an init (tini, docker run --init)',
     );
   }
+  let stopped: Promise<void> | undefined;
   const stop = (signal: NodeJS.Signals) => {
     logger.info({ signal }, `received ${signal}, draining`);
-    void watchdog.shutdown(signal).then(() => {
-      destination.flushSync();
-      process.exit(0);
-    });
+    // A second signal waits for the same drain: the log can be ended only once.
+    stopped ??= watchdog.shutdown(signal).then(() => drainLog(destination));
+    void stopped.then(() => process.exit(0));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
@@ -61,7 +61,7 @@ export async function main(env: NodeJS.ProcessEnv, argv: readonly string[]): Pro
     await watchdog.start();
   } catch (error) {
     logger.fatal({ err: error, code: 'PILOTLIGHT_START_FAILED' }, `could not start: ${(error as Error).message}`);
-    destination.flushSync();
+    await drainLog(destination);
     process.exit(1);
   }
 }

@@ -1,4 +1,4 @@
-import { type Config, SETTINGS, type Setting } from './settings.js';
+import { type Config, FUNCTION_VARIABLES, SETTINGS, type Setting } from './settings.js';
 
 type Key = keyof typeof SETTINGS;
 type Env = Readonly<Record<string, string | undefined>>;
@@ -120,7 +120,7 @@ export function loadConfig(env: Env, argv: readonly string[]): { command: Comman
   const problems: string[] = [];
   const { command, flags, processArgv } = parseArgv(argv, problems);
   for (const name of Object.keys(env)) {
-    if (name.startsWith('PILOTLIGHT_') && !KNOWN_ENV.has(name)) {
+    if (name.startsWith('PILOTLIGHT_') && !KNOWN_ENV.has(name) && !(name in FUNCTION_VARIABLES)) {
       problems.push(`unknown setting ${name}: check the spelling against docs/config.md`);
     }
   }

@@ -404,6 +404,19 @@ export const SETTINGS = {
   }),
 } as const;
 
+/**
+ * `PILOTLIGHT_*` variables the watchdog does not read but passes on: the SDKs and runtimes read
+ * them in the function's process. Listed so the unknown-variable check does not refuse them.
+ */
+export const FUNCTION_VARIABLES: Readonly<Record<string, string>> = {
+  PILOTLIGHT_DEBUG: 'true: error responses of the function include the stack (SDKs).',
+  PILOTLIGHT_FUNCTION_LOG_LEVEL: "Lowest level the function's logger writes (SDKs); default info.",
+  PILOTLIGHT_LOG_FILE: "A file the function's logger writes to instead of stdout (SDKs).",
+  PILOTLIGHT_FUNCTION_VERSION: "The function's version in its invocation context (SDKs).",
+  PILOTLIGHT_RUNTIME_SOCKET: 'Set by the watchdog for a runtime: the Unix socket to serve on (docs/runtime-protocol.md).',
+  PILOTLIGHT_CONTROL_FD: "Set by the watchdog for a runtime: the control channel's descriptor.",
+};
+
 type Parsed<S> = S extends Setting<infer T> ? T : never;
 
 /** The validated, frozen configuration the watchdog runs with. */

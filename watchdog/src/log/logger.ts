@@ -10,11 +10,33 @@ export interface LogIdentity {
 /** A destination that can be flushed before the process exits, so no line is lost on SIGTERM. */
 export interface FlushableDestination extends DestinationStream {
   flushSync(): void;
+  /** Writes out what is buffered, including a write in flight, then emits `close`. */
+  end(): void;
+  once(event: 'close', listener: () => void): unknown;
+}
+
+/** Longest wait for the log to be written out on the way out. */
+const DRAIN_LOG_MS = 2_000;
+
+/**
+ * Resolves once every line logged so far is written; call it last, just before exiting. Not
+ * `flushSync()`: with an asynchronous write still in flight it writes the rest first and returns,
+ * so the lines of that write come out of order or, when the process exits first, never.
+ */
+export function drainLog(destination: FlushableDestination): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, DRAIN_LOG_MS);
+    destination.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    destination.end();
+  });
 }
 
 /**
  * Creates the watchdog's JSON logger. Lines are written asynchronously to fd 1 (stdout) so logging
- * never stalls a request; {@link FlushableDestination.flushSync} runs on the way out.
+ * never stalls a request; {@link drainLog} runs on the way out.
  */
 export function createLogger(
   identity: LogIdentity,

@@ -41,6 +41,8 @@ export class Supervisor {
   #stopping = false;
   #failures = 0;
   #lastExit = '';
+  /** A process the owner asked to replace (see {@link restart}); its exit is not a failure. */
+  #replaced: ChildProcess | undefined;
   #firstUp: { resolve(): void; reject(error: Error): void } | undefined;
 
   constructor(private readonly options: SupervisorOptions) {}
@@ -83,7 +85,8 @@ export class Supervisor {
       signalGroup(child, 'SIGKILL');
       if (this.#stopping) return;
       const stable = upAt > 0 && Date.now() - upAt >= STABLE_AFTER_MS;
-      this.#failures = stable ? 0 : this.#failures + 1;
+      const replaced = this.#replaced === child;
+      this.#failures = stable ? 0 : replaced ? this.#failures : this.#failures + 1;
       this.options.onDown(this.#lastExit);
       if (this.#failures > this.options.maxRestarts) {
         const reason = `${this.#lastExit}; gave up after ${this.options.maxRestarts} failed restarts`;
@@ -123,9 +126,14 @@ export class Supervisor {
     return this.#child;
   }
 
-  /** Kills the current process group so the supervisor restarts it (a hung runtime). */
-  restart(reason: string): void {
+  /**
+   * Kills the current process group so the supervisor restarts it: a hung runtime, or (with
+   * `failure: false`) one replaced on purpose by a clean one, which does not count toward
+   * `max_restarts` nor grow the backoff.
+   */
+  restart(reason: string, { failure = true }: { failure?: boolean } = {}): void {
     if (!this.#child) return;
+    if (!failure) this.#replaced = this.#child;
     this.options.logger.warn({ reason }, `restarting the function process: ${reason}`);
     signalGroup(this.#child, 'SIGKILL');
   }

@@ -205,7 +205,9 @@ export class RuntimeRunner implements Runner {
       // generic again) waits for the clean one instead of writing to a killed process.
       this.#channel = undefined;
       this.#resetUp();
-      this.#supervisor.restart(`the load failed (${(error as WatchdogError).code}); starting a clean runtime`);
+      // A failed load is the code's fault, not the runtime's: it must not count toward
+      // max_restarts, or a few bad specializations would leave the instance `failed`.
+      this.#supervisor.restart(`the load failed (${(error as WatchdogError).code}); starting a clean runtime`, { failure: false });
       throw error;
     }
   }

@@ -69,6 +69,11 @@ function listTar(archive: Buffer): Promise<Listed[]> {
     parser.on('error', (error: Error) => {
       failure ??= new WatchdogError('PILOTLIGHT_ARCHIVE_INVALID', `not a readable tar.gz: ${error.message}`);
     });
+    // A broken gzip stream (a truncated archive) aborts the parser: 'error' follows, 'end' never does.
+    parser.on('abort', (error: Error) => {
+      failure ??= new WatchdogError('PILOTLIGHT_ARCHIVE_INVALID', `not a readable tar.gz: ${error.message}`);
+      reject(failure);
+    });
     parser.on('end', () => (failure ? reject(failure) : resolve(entries)));
     parser.end(archive);
   });
