@@ -39,6 +39,7 @@ function errorCode(error: unknown): string | undefined {
  */
 export class Upstream {
   readonly #pool: Pool;
+  readonly #inflight = new Set<Invocation>();
 
   constructor(private readonly options: UpstreamOptions) {
     this.#pool = new Pool(options.origin, {
@@ -74,8 +75,22 @@ export class Upstream {
       .catch(() => {});
   }
 
+  /** Ends every request in flight with `error` (the upstream's process died under them). */
+  abortAll(error: () => WatchdogError): void {
+    for (const invocation of this.#inflight) invocation.abort(error());
+  }
+
   /** Proxies one request; rejects with a `WatchdogError` when the watchdog must answer. */
   async forward(req: IncomingMessage, res: ServerResponse, invocation: Invocation): Promise<void> {
+    this.#inflight.add(invocation);
+    try {
+      await this.#forward(req, res, invocation);
+    } finally {
+      this.#inflight.delete(invocation);
+    }
+  }
+
+  async #forward(req: IncomingMessage, res: ServerResponse, invocation: Invocation): Promise<void> {
     const headers = upstreamRequestHeaders(req, invocation.id, invocation.trace);
     this.options.extraHeaders?.(invocation, headers);
     let body: Readable | Buffer | null = hasBody(req) ? limitBody(req, this.options.maxBodySize) : null;

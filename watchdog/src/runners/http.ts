@@ -36,7 +36,6 @@ const UNHEALTHY_AFTER = 3;
 export class HttpRunner implements Runner {
   readonly #upstream: Upstream;
   readonly #supervisor: Supervisor | undefined;
-  readonly #inflight = new Set<Invocation>();
   #failedProbes = 0;
   #healthTimer: NodeJS.Timeout | undefined;
 
@@ -62,9 +61,7 @@ export class HttpRunner implements Runner {
         },
         onRestart: () => options.events.restarted(),
         onDown: (reason) => {
-          for (const invocation of this.#inflight) {
-            invocation.abort(new WatchdogError('PILOTLIGHT_UPSTREAM_EXITED', `${reason} while the request was in flight`));
-          }
+          this.#upstream.abortAll(() => new WatchdogError('PILOTLIGHT_UPSTREAM_EXITED', `${reason} while the request was in flight`));
           options.events.down(reason);
         },
         onFailed: (reason) => options.events.failed(reason),
@@ -121,13 +118,8 @@ export class HttpRunner implements Runner {
     }
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse, invocation: Invocation): Promise<void> {
-    this.#inflight.add(invocation);
-    try {
-      await this.#upstream.forward(req, res, invocation);
-    } finally {
-      this.#inflight.delete(invocation);
-    }
+  handle(req: IncomingMessage, res: ServerResponse, invocation: Invocation): Promise<void> {
+    return this.#upstream.forward(req, res, invocation);
   }
 
   async stop(graceMs: number): Promise<void> {

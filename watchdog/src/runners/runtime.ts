@@ -67,7 +67,6 @@ export class RuntimeRunner implements Runner {
   readonly #socketDir: string;
   readonly #upstream: Upstream;
   readonly #supervisor: Supervisor;
-  readonly #inflight = new Set<Invocation>();
   #channel: RuntimeChannel | undefined;
   #loaded: LoadSpec | undefined;
   #schedules: readonly FunctionSchedule[] = [];
@@ -104,9 +103,7 @@ export class RuntimeRunner implements Runner {
       onDown: (reason) => {
         this.#channel = undefined;
         this.#resetUp();
-        for (const invocation of this.#inflight) {
-          invocation.abort(new WatchdogError('PILOTLIGHT_UPSTREAM_EXITED', `runtime ${reason} while the request was in flight`));
-        }
+        this.#upstream.abortAll(() => new WatchdogError('PILOTLIGHT_UPSTREAM_EXITED', `runtime ${reason} while the request was in flight`));
         options.events.down(reason);
       },
       onFailed: (reason) => options.events.failed(reason),
@@ -245,13 +242,8 @@ export class RuntimeRunner implements Runner {
     }
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse, invocation: Invocation): Promise<void> {
-    this.#inflight.add(invocation);
-    try {
-      await this.#upstream.forward(req, res, invocation);
-    } finally {
-      this.#inflight.delete(invocation);
-    }
+  handle(req: IncomingMessage, res: ServerResponse, invocation: Invocation): Promise<void> {
+    return this.#upstream.forward(req, res, invocation);
   }
 
   async stop(graceMs: number): Promise<void> {
