@@ -18,8 +18,12 @@ export class RuntimeChannel extends EventEmitter<{ message: [RuntimeMessage] }> 
   constructor(child: ChildProcess) {
     super();
     this.#socket = child.stdio[3] as Socket;
-    // A dead runtime closes its end; replies that will never come are settled by the caller's timeout.
+    // A dead runtime closes its end: every request still waiting is answered `closed` at once.
     this.#socket.on('error', () => {});
+    this.#socket.once('close', () => {
+      for (const [id, waiter] of this.#pending) waiter({ type: 'closed', id });
+      this.#pending.clear();
+    });
     // readline re-emits the socket's errors (ECONNRESET from a killed runtime): unhandled, they
     // would crash the watchdog.
     const lines = createInterface({ input: this.#socket });
@@ -46,9 +50,13 @@ export class RuntimeChannel extends EventEmitter<{ message: [RuntimeMessage] }> 
     if (this.#socket.writable) this.#socket.write(`${JSON.stringify(message)}\n`);
   }
 
-  /** Sends a request and resolves with its reply, or undefined after `timeoutMs`. */
+  /**
+   * Sends a request and resolves with its reply, `{type: "closed"}` if the runtime goes away
+   * first, or undefined after `timeoutMs`.
+   */
   request(message: Omit<RuntimeMessage, 'id'>, timeoutMs: number): Promise<RuntimeMessage | undefined> {
     const id = this.#nextId++;
+    if (this.#socket.destroyed) return Promise.resolve({ type: 'closed', id });
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);

@@ -216,6 +216,11 @@ export class RuntimeRunner implements Runner {
     if (reply === undefined) {
       throw new WatchdogError('PILOTLIGHT_SPECIALIZE_TIMEOUT', `the runtime did not load the function within ${timeoutMs} ms`);
     }
+    if (reply.type === 'closed') {
+      throw new WatchdogError('PILOTLIGHT_LOAD_FAILED', 'the runtime exited while loading the function; its last log lines say why', {}, {
+        reason: 'PILOTLIGHT_RUNTIME_EXITED',
+      });
+    }
     if (reply.type !== 'loaded') {
       throw new WatchdogError('PILOTLIGHT_LOAD_FAILED', `the function failed to load: ${String(reply.message)}`, {}, {
         reason: reply.code,

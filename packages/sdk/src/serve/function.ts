@@ -72,7 +72,27 @@ async function instanceOf(target: Function): Promise<Record<string | symbol, (..
   return (await getFromContainer(target as never)) as Record<string | symbol, (...args: unknown[]) => unknown>;
 }
 
+const joinedActions = new WeakSet<object>();
+
+/**
+ * routing-controllers joins a controller's route and an action's by concatenation, so
+ * `@Controller('/')` with `@Get('/status')` would serve `//status` and never `/status`, the route
+ * {@link routesOf} reports. Drops an action's leading slash where its controller's route ends in one.
+ */
+function joinRoutes(controllers: readonly Constructor[]): void {
+  const storage = getMetadataArgsStorage();
+  for (const action of storage.actions) {
+    if (joinedActions.has(action) || !controllers.includes(action.target as Constructor)) continue;
+    joinedActions.add(action);
+    const base = storage.controllers.find((c) => c.target === action.target)?.route;
+    if (typeof action.route === 'string' && action.route.startsWith('/') && typeof base === 'string' && base.endsWith('/')) {
+      action.route = action.route.slice(1);
+    }
+  }
+}
+
 function koaListener(controllers: readonly Constructor[]): RequestListener {
+  joinRoutes(controllers);
   const app = new Koa();
   // Errors are answered and logged here, not by routing-controllers (whose default handler sends
   // stacks outside production) nor printed by Koa.

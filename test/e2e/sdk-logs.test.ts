@@ -1,0 +1,78 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { waitUntil } from '../support/http-helpers.js';
+import { functionLines, newTrace, SDK_FIXTURES, startSpecialized } from '../support/sdk-helpers.js';
+import { killAll, type LogRecord } from '../support/watchdog.js';
+
+afterAll(killAll);
+
+const CONCURRENT = 100;
+/** Lines each invocation of the fixtures writes: logger and ctx.logger, before and after an await. */
+const LINES_PER_INVOCATION = 4;
+
+describe.each([
+  { form: 'controller', dir: 'logs-controller' },
+  { form: 'plain handler', dir: 'logs-plain' },
+])(`log lines of ${CONCURRENT} concurrent invocations of a $form`, ({ form, dir }) => {
+  it('each carry their own request and trace ids, with function and instance', async () => {
+    const name = `logs-${form.replace(/ /g, '-')}`;
+    const instance = `pod-${name}-7`;
+    const watchdog = await startSpecialized({ path: `${SDK_FIXTURES}${dir}`, function: name }, { PILOTLIGHT_INSTANCE: instance });
+
+    const calls = Array.from({ length: CONCURRENT }, (_, i) => ({ n: String(i), requestId: `req-${dir}-${i}`, ...newTrace() }));
+    const answers = await Promise.all(
+      calls.map(async (call) => {
+        const res = await fetch(`${watchdog.url}/?n=${call.n}`, { headers: { 'x-request-id': call.requestId, traceparent: call.traceparent } });
+        return { status: res.status, body: (await res.json()) as { n: string; requestId: string } };
+      }),
+    );
+    expect(answers.map((a) => a.status)).toEqual(calls.map(() => 200));
+    expect(answers.map((a) => a.body)).toEqual(calls.map((c) => ({ n: c.n, requestId: c.requestId })));
+
+    const tagged = (r: LogRecord) => typeof r.n === 'string' && (r.phase === 'before' || r.phase === 'after');
+    await waitUntil(() => functionLines(watchdog, tagged).length >= CONCURRENT * LINES_PER_INVOCATION, 'every function log line arrived');
+    const lines = functionLines(watchdog, tagged);
+    expect(lines).toHaveLength(CONCURRENT * LINES_PER_INVOCATION);
+
+    const byN = new Map<string, LogRecord[]>();
+    for (const line of lines) byN.set(line.n as string, [...(byN.get(line.n as string) ?? []), line]);
+    expect(byN.size).toBe(CONCURRENT);
+    for (const call of calls) {
+      const own = byN.get(call.n) ?? [];
+      expect(own.map((l) => `${l.via}:${l.phase}`).sort(), `lines of invocation ${call.n}`).toEqual([
+        'ctx:after',
+        'ctx:before',
+        'logger:after',
+        'logger:before',
+      ]);
+      for (const line of own) {
+        expect(line, `line of invocation ${call.n}`).toMatchObject({
+          request_id: call.requestId,
+          trace_id: call.traceId,
+          trace_flags: '01',
+          function: name,
+          instance,
+          stream: 'stdout',
+          level: 'info',
+        });
+        expect(line.span_id).toMatch(/^[0-9a-f]{16}$/);
+        expect(line.span_id).not.toBe(call.parentId);
+      }
+      // One invocation, one span: the same on every line, through either logger.
+      expect(new Set(own.map((l) => l.span_id)).size).toBe(1);
+    }
+    // Each invocation got a span of its own.
+    expect(new Set(lines.map((l) => l.span_id)).size).toBe(CONCURRENT);
+    await watchdog.kill();
+  });
+});
+
+describe('log lines outside an invocation', () => {
+  it('carry no request or trace ids', async () => {
+    const watchdog = await startSpecialized({ path: `${SDK_FIXTURES}hooks-plain`, function: 'logs-outside', env: { MARKER_FILE: '/dev/null' } });
+    const initLine = await watchdog.waitForLog((r) => r.stream === 'stdout' && r.msg === 'plain initialize ran');
+    expect(initLine.request_id).toBeUndefined();
+    expect(initLine.trace_id).toBeUndefined();
+    expect(initLine.span_id).toBeUndefined();
+    await watchdog.kill();
+  });
+});

@@ -1,0 +1,67 @@
+import { fileURLToPath } from 'node:url';
+import { FIXTURES, type LogRecord, type RunningWatchdog, type StartOptions, startWatchdog } from './watchdog.js';
+
+/** Plain-JS SDK functions the SDK tests load into the Node runtime. */
+export const SDK_FIXTURES = `${FIXTURES}sdk/`;
+/** The repository's built examples. */
+export const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
+
+/** What `POST /_/specialize` answered. */
+export interface SpecializeAnswer {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+}
+
+/** The body of `POST /_/specialize`: one source plus the optional fields. */
+export interface SpecializeBody {
+  readonly path: string;
+  readonly entrypoint?: string;
+  readonly function?: string;
+  readonly env?: Record<string, string>;
+}
+
+/**
+ * Starts the real watchdog with the Node runtime pre-started and waits until the instance is
+ * `generic` (no code yet). `PILOTLIGHT_INSTANCE` defaults to a fixed name the tests can compare.
+ */
+export async function startGeneric(env: StartOptions['env'] = {}): Promise<RunningWatchdog> {
+  const watchdog = await startWatchdog({
+    env: { PILOTLIGHT_RUNTIME: 'node', PILOTLIGHT_INSTANCE: 'sdk-test-instance', ...env },
+    waitFor: 'listening',
+  });
+  await watchdog.waitForState('generic', 20_000);
+  return watchdog;
+}
+
+/** `POST /_/specialize` with a JSON body. */
+export async function specialize(watchdog: RunningWatchdog, body: SpecializeBody): Promise<SpecializeAnswer> {
+  const res = await fetch(`${watchdog.url}/_/specialize`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+/** A generic instance specialized with `body`; fails the test if specialization is refused. */
+export async function startSpecialized(body: SpecializeBody, env: StartOptions['env'] = {}): Promise<RunningWatchdog> {
+  const watchdog = await startGeneric(env);
+  const answer = await specialize(watchdog, body);
+  if (answer.status !== 200) {
+    throw new Error(`specialize answered ${answer.status}: ${JSON.stringify(answer.body)}\n${watchdog.logs.map((l) => JSON.stringify(l)).join('\n')}`);
+  }
+  return watchdog;
+}
+
+/** A fresh W3C trace: 32 hex trace id, 16 hex parent span id. */
+export function newTrace(): { traceId: string; parentId: string; traceparent: string } {
+  const hex = (n: number) => Array.from({ length: n }, () => Math.floor(Math.random() * 16).toString(16)).join('');
+  const traceId = hex(32);
+  const parentId = hex(16);
+  return { traceId, parentId, traceparent: `00-${traceId}-${parentId}-01` };
+}
+
+/** The log records the function's own code wrote (runtime stdout lines merged by the watchdog). */
+export function functionLines(watchdog: RunningWatchdog, predicate: (record: LogRecord) => boolean = () => true): LogRecord[] {
+  return watchdog.logs.filter((record) => record.stream === 'stdout' && predicate(record));
+}
