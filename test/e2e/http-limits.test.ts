@@ -1,0 +1,199 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { getJson, type HttpSetup, releaseAll, type RawResponse, send, startHttp, waitForHeld, waitUntil } from '../support/http-helpers.js';
+import { killAll } from '../support/watchdog.js';
+
+afterAll(killAll);
+
+type ErrorBody = { code: string; message: string; requestId?: string };
+
+/** Asserts `res` is an error the watchdog made (not the function), with `status` and `code`. */
+function expectWatchdogError(res: RawResponse, status: number, code: string): ErrorBody {
+  expect(res.status).toBe(status);
+  expect(res.headers['x-pilotlight-error']).toBe(code);
+  expect(res.headers['content-type']).toMatch(/^application\/json/);
+  const body = res.json<ErrorBody>();
+  expect(body.code).toBe(code);
+  expect(typeof body.message).toBe('string');
+  expect(body.message).not.toBe('');
+  return body;
+}
+
+describe('http mode: concurrency limit', () => {
+  let setup: HttpSetup | undefined;
+
+  afterEach(async () => {
+    // Held requests would otherwise keep the watchdog from shutting down quickly.
+    if (setup) await releaseAll(setup.upstream);
+    await killAll();
+    setup = undefined;
+  });
+
+  it('answers 429 PILOTLIGHT_OVERLOADED at once with max_inflight=1 and no queue; /_/ready says 429', async () => {
+    setup = await startHttp('http-upstream.js', { env: { PILOTLIGHT_MAX_INFLIGHT: '1' } });
+    const { watchdog, upstream } = setup;
+    const first = send(`${watchdog.url}/hold?id=first`);
+    await waitForHeld(upstream, ['first']);
+
+    const second = await send(`${watchdog.url}/hold?id=second`);
+    expectWatchdogError(second, 429, 'PILOTLIGHT_OVERLOADED');
+    expect(Number(second.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    // The refused request never reached the function.
+    expect((await getJson<{ held: string[] }>(upstream, '/held')).held).toEqual(['first']);
+
+    const ready = await fetch(`${watchdog.url}/_/ready`);
+    expect(ready.status).toBe(429);
+
+    await releaseAll(upstream);
+    const done = await first;
+    expect(done.status).toBe(200);
+    expect(done.body.toString()).toBe('released first');
+    expect((await fetch(`${watchdog.url}/_/ready`)).status).toBe(200);
+  });
+
+  it('queues up to max_queue requests, which then succeed, and refuses the one beyond it', async () => {
+    setup = await startHttp('http-upstream.js', { env: { PILOTLIGHT_MAX_INFLIGHT: '1', PILOTLIGHT_MAX_QUEUE: '1' } });
+    const { watchdog, upstream } = setup;
+    const first = send(`${watchdog.url}/hold?id=first`);
+    await waitForHeld(upstream, ['first']);
+    const second = send(`${watchdog.url}/hold?id=second`);
+    await waitUntil(
+      async () => (await getJson<{ queued: number }>(watchdog.url, '/_/status')).queued === 1,
+      'the second request is queued',
+    );
+    const status = await getJson<{ inflight: number; queued: number }>(watchdog.url, '/_/status');
+    expect(status).toMatchObject({ inflight: 1, queued: 1 });
+
+    const third = await send(`${watchdog.url}/hold?id=third`);
+    expectWatchdogError(third, 429, 'PILOTLIGHT_OVERLOADED');
+    expect(third.headers['retry-after']).toBeDefined();
+
+    // The queued request reaches the function only once the slot is free.
+    expect((await getJson<{ held: string[] }>(upstream, '/held')).held).toEqual(['first']);
+    await fetch(`${upstream}/release?id=first`);
+    expect((await first).status).toBe(200);
+    await waitForHeld(upstream, ['second']);
+    await fetch(`${upstream}/release?id=second`);
+    const queued = await second;
+    expect(queued.status).toBe(200);
+    expect(queued.body.toString()).toBe('released second');
+  });
+
+  it('answers 429 PILOTLIGHT_QUEUE_TIMEOUT when no slot frees up within queue_timeout', async () => {
+    setup = await startHttp('http-upstream.js', {
+      env: { PILOTLIGHT_MAX_INFLIGHT: '1', PILOTLIGHT_MAX_QUEUE: '1', PILOTLIGHT_QUEUE_TIMEOUT: '300ms' },
+    });
+    const { watchdog, upstream } = setup;
+    const first = send(`${watchdog.url}/hold?id=first`);
+    await waitForHeld(upstream, ['first']);
+
+    const waited = await send(`${watchdog.url}/hold?id=second`);
+    expectWatchdogError(waited, 429, 'PILOTLIGHT_QUEUE_TIMEOUT');
+    expect(Number(waited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    // A timed-out request leaves the queue: nothing is queued and the function never saw it.
+    expect(await getJson(watchdog.url, '/_/status')).toMatchObject({ inflight: 1, queued: 0 });
+
+    await releaseAll(upstream);
+    expect((await first).status).toBe(200);
+    expect((await getJson<{ held: string[] }>(upstream, '/held')).held).toEqual([]);
+  });
+});
+
+describe('http mode: body size limit', () => {
+  let setup: HttpSetup;
+
+  beforeAll(async () => {
+    setup = await startHttp('http-upstream.js', { env: { PILOTLIGHT_MAX_BODY_SIZE: '1KiB' } });
+  });
+  afterAll(killAll);
+
+  it('answers 413 for a Content-Length over max_body_size without bothering the function', async () => {
+    const tooBig = await send(`${setup.watchdog.url}/headers`, { method: 'POST', body: Buffer.alloc(1025, 'x') });
+    const body = expectWatchdogError(tooBig, 413, 'PILOTLIGHT_BODY_TOO_LARGE');
+    expect(body.message).toContain('1024');
+
+    const fits = await send(`${setup.watchdog.url}/headers`, { method: 'POST', body: Buffer.alloc(1024, 'x') });
+    expect(fits.status).toBe(200);
+    expect(fits.json<{ bodyLength: number }>().bodyLength).toBe(1024);
+  });
+
+  it('answers 413 for a chunked body that grows past max_body_size', async () => {
+    const chunks = function* () {
+      for (let i = 0; i < 8; i++) yield Buffer.alloc(256, 'y');
+    };
+    const tooBig = await send(`${setup.watchdog.url}/headers`, { method: 'POST', body: chunks() });
+    expectWatchdogError(tooBig, 413, 'PILOTLIGHT_BODY_TOO_LARGE');
+
+    const fits = await send(`${setup.watchdog.url}/headers`, { method: 'POST', body: [Buffer.alloc(512), Buffer.alloc(512)] });
+    expect(fits.status).toBe(200);
+    expect(fits.json<{ bodyLength: number }>().bodyLength).toBe(1024);
+  });
+});
+
+describe('http mode: exec timeout', () => {
+  let setup: HttpSetup;
+
+  beforeAll(async () => {
+    setup = await startHttp('http-upstream.js', { env: { PILOTLIGHT_EXEC_TIMEOUT: '400ms' } });
+  });
+  afterAll(async () => {
+    await releaseAll(setup.upstream);
+    await killAll();
+  });
+
+  it('answers 504 PILOTLIGHT_EXEC_TIMEOUT when the function takes longer than exec_timeout', async () => {
+    const res = await send(`${setup.watchdog.url}/hold?id=slow`);
+    const body = expectWatchdogError(res, 504, 'PILOTLIGHT_EXEC_TIMEOUT');
+    expect(body.message).toContain('400 ms');
+    expect(res.headers['x-request-id']).toBe(body.requestId);
+    // The proxied request was abandoned, so the function's side of it was closed too.
+    await waitUntil(async () => (await getJson<{ held: string[] }>(setup.upstream, '/held')).held.length === 0, 'the upstream request is closed');
+  });
+
+  it('lets X-Timeout shorten the limit but not lengthen it', async () => {
+    const shorter = await send(`${setup.watchdog.url}/hold?id=short`, { headers: { 'x-timeout': '150ms' } });
+    expect(expectWatchdogError(shorter, 504, 'PILOTLIGHT_EXEC_TIMEOUT').message).toContain('150 ms');
+
+    const longer = await send(`${setup.watchdog.url}/hold?id=long`, { headers: { 'x-timeout': '1m' } });
+    expect(expectWatchdogError(longer, 504, 'PILOTLIGHT_EXEC_TIMEOUT').message).toContain('400 ms');
+
+    // A request that finishes within its X-Timeout is untouched.
+    const quick = await send(`${setup.watchdog.url}/quick`, { headers: { 'x-timeout': '5s' } });
+    expect(quick.status).toBe(200);
+    expect(quick.body.toString()).toBe('ok GET /quick');
+  });
+
+  it('answers 400 PILOTLIGHT_BAD_TIMEOUT for an X-Timeout that is not a duration', async () => {
+    const res = await send(`${setup.watchdog.url}/hold?id=never`, { headers: { 'x-timeout': 'soon' } });
+    const body = expectWatchdogError(res, 400, 'PILOTLIGHT_BAD_TIMEOUT');
+    expect(body.message).toContain('soon');
+    expect((await getJson<{ held: string[] }>(setup.upstream, '/held')).held).not.toContain('never');
+  });
+});
+
+describe('http mode: upstream closing idle keep-alive connections', () => {
+  afterAll(killAll);
+
+  it('never answers 502 when requests arrive just as the upstream drops an idle connection', async () => {
+    // The upstream closes connections idle for 300 ms without saying so; CLOSE_LAG_MS widens the
+    // moment of closing so that requests sent into it really are lost (see the fixture).
+    const { watchdog } = await startHttp('http-keepalive.js', { env: { KEEPALIVE_MS: '300', CLOSE_LAG_MS: '40' } });
+    const answers: { status: number; body: string }[] = [];
+    // Gaps straddle the idle timeout, so some requests go out on a pooled connection the
+    // upstream is closing at that moment.
+    for (let i = 0; i < 30; i++) {
+      await new Promise((r) => setTimeout(r, 250 + ((i * 37) % 101)));
+      const res = await send(`${watchdog.url}/item/${i}`);
+      answers.push({ status: res.status, body: res.body.toString() });
+    }
+    expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+    // The trap was set: the upstream did close idle connections along the way.
+    const connections = new Set(answers.map((a) => /on connection (\d+)/.exec(a.body)?.[1]));
+    expect(connections.size).toBeGreaterThan(1);
+  });
+
+  // Only bodiless idempotent requests are retried (a streamed body is consumed, and a POST may
+  // have been processed), so a POST sent into the closing moment still gets a 502
+  // PILOTLIGHT_UPSTREAM_UNAVAILABLE (ECONNRESET). Avoiding that needs the proxy to stop reusing a
+  // connection before the upstream drops it, which the watchdog cannot know today.
+  it.todo('never answers 502 to a POST sent on a connection the upstream is closing');
+});

@@ -1,0 +1,188 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getJson, type HttpSetup, send, startHttp } from '../support/http-helpers.js';
+import { killAll } from '../support/watchdog.js';
+
+afterAll(killAll);
+
+type SeenRequest = { method: string; headers: Record<string, string>; rawHeaders: string[]; bodyLength: number };
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Fails with `message` unless `promise` settles within `ms`: turns a deadlock into a clear failure. */
+function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+    }),
+  ]);
+}
+
+describe('http mode: proxying', () => {
+  let setup: HttpSetup;
+  let url: string;
+
+  beforeAll(async () => {
+    setup = await startHttp('http-upstream.js');
+    url = setup.watchdog.url;
+  });
+
+  it('streams a large chunked request body to the upstream and the response back, byte for byte', async () => {
+    const payload = randomBytes(8 * 1024 * 1024);
+    const chunks = function* () {
+      for (let offset = 0; offset < payload.length; offset += 64 * 1024) yield payload.subarray(offset, offset + 64 * 1024);
+    };
+    const res = await send(`${url}/echo`, { method: 'POST', body: chunks() });
+    expect(res.status).toBe(200);
+    // Arrived chunked, as sent: the watchdog did not gather it into one Content-Length body.
+    expect(res.headers['x-upstream-transfer-encoding']).toBe('chunked');
+    expect(res.headers['x-upstream-content-length']).toBe('none');
+    expect(res.body.length).toBe(payload.length);
+    expect(sha256(res.body)).toBe(sha256(payload));
+  });
+
+  it('streams both ways at once: each request chunk is echoed back before the next is sent', async () => {
+    // If either direction were buffered, the first echo could never arrive and this would stall.
+    const echoed = await within(
+      new Promise<string[]>((resolve, reject) => {
+        const req = httpRequest(`${url}/echo`, { method: 'POST', agent: false, headers: { 'transfer-encoding': 'chunked' } });
+        req.on('error', reject);
+        let round = 0;
+        const next = () => {
+          round += 1;
+          if (round > 5) req.end();
+          else req.write(`ping-${round};`);
+        };
+        req.on('response', (res) => {
+          const seen: string[] = [];
+          let pending = '';
+          res.setEncoding('utf8');
+          res.on('data', (text: string) => {
+            pending += text;
+            let end = pending.indexOf(';');
+            while (end !== -1) {
+              seen.push(pending.slice(0, end));
+              pending = pending.slice(end + 1);
+              end = pending.indexOf(';');
+              next();
+            }
+          });
+          res.on('end', () => resolve(seen));
+          res.on('error', reject);
+        });
+        // The first chunk goes out with the headers: the proxy sends a streamed body's request
+        // line together with its first chunk, so a duplex exchange starts with the client.
+        next();
+      }),
+      10_000,
+      'the echo of a request chunk never came back before the request ended: a direction is buffered',
+    );
+    expect(echoed).toEqual(['ping-1', 'ping-2', 'ping-3', 'ping-4', 'ping-5']);
+  });
+
+  it('does not forward hop-by-hop request headers, including those named in Connection', async () => {
+    const res = await send(`${url}/headers`, {
+      headers: {
+        connection: 'x-secret',
+        'x-secret': 'hidden',
+        'keep-alive': 'timeout=99',
+        te: 'trailers',
+        'proxy-authorization': 'Basic c2VjcmV0',
+        'x-visible': 'yes',
+      },
+    });
+    expect(res.status).toBe(200);
+    const seen = res.json<SeenRequest>();
+    const names = seen.rawHeaders.filter((_, i) => i % 2 === 0).map((name) => name.toLowerCase());
+    expect(names).not.toContain('x-secret');
+    expect(names).not.toContain('keep-alive');
+    expect(names).not.toContain('te');
+    expect(names).not.toContain('proxy-authorization');
+    // The upstream connection has its own Connection header (the proxy's); the client's is gone.
+    expect(seen.headers.connection ?? '').not.toMatch(/x-secret/i);
+    expect(seen.headers['x-visible']).toBe('yes');
+  });
+
+  it('does not pass on hop-by-hop response headers, including those named in Connection', async () => {
+    const res = await send(`${url}/hop`);
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe('hop');
+    expect(res.headers['x-kept']).toBe('yes');
+    expect(res.headers['x-upstream-secret']).toBeUndefined();
+    expect(res.headers.connection ?? '').not.toMatch(/x-upstream-secret/i);
+    // The watchdog may state its own keep-alive terms, never relay the upstream's.
+    expect(res.headers['keep-alive']).not.toBe('timeout=5');
+  });
+
+  it('sets X-Forwarded-For, -Proto and -Host, appending to a client X-Forwarded-For', async () => {
+    const plain = (await send(`${url}/headers`)).json<SeenRequest>();
+    expect(plain.headers['x-forwarded-for']).toBe('127.0.0.1');
+    expect(plain.headers['x-forwarded-proto']).toBe('http');
+    expect(plain.headers['x-forwarded-host']).toBe(`127.0.0.1:${setup.watchdog.port}`);
+
+    const chained = (await send(`${url}/headers`, { headers: { 'x-forwarded-for': '203.0.113.7' } })).json<SeenRequest>();
+    expect(chained.headers['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1');
+  });
+
+  it('echoes a client X-Request-Id and forwards it upstream', async () => {
+    const res = await send(`${url}/headers`, { headers: { 'x-request-id': 'req-from-client-42' } });
+    expect(res.headers['x-request-id']).toBe('req-from-client-42');
+    expect(res.json<SeenRequest>().headers['x-request-id']).toBe('req-from-client-42');
+  });
+
+  it('creates an X-Request-Id when the client sends none, the same one upstream and in the response', async () => {
+    const first = await send(`${url}/headers`);
+    const second = await send(`${url}/headers`);
+    const id = first.headers['x-request-id'];
+    expect(typeof id).toBe('string');
+    expect(id).not.toBe('');
+    expect(first.json<SeenRequest>().headers['x-request-id']).toBe(id);
+    expect(second.headers['x-request-id']).not.toBe(id);
+  });
+
+  it('delivers a Server-Sent Event before the upstream writes the next one', async () => {
+    const res = await fetch(`${url}/sse`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let received = '';
+    const readUntil = async (marker: string) => {
+      while (!received.includes(marker)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        received += decoder.decode(value, { stream: true });
+      }
+    };
+    await within(readUntil('data: one\n\n'), 5_000, 'the first event did not arrive on its own: the stream is buffered');
+    expect(received).toBe('data: one\n\n');
+    // Only now may the upstream write the second event; it confirms it had not done so yet.
+    const signal = await getJson<{ released: boolean }>(url, '/sse/next');
+    expect(signal.released).toBe(true);
+    await within(readUntil('data: two\n\n'), 5_000, 'the second event never arrived');
+    const rest = await reader.read();
+    expect(rest.done).toBe(true);
+    expect(received).toBe('data: one\n\ndata: two\n\n');
+  });
+});
+
+describe('http mode: PILOTLIGHT_BUFFER_REQUEST_BODY', () => {
+  it('sends a chunked request body upstream whole, with a Content-Length', async () => {
+    const { watchdog } = await startHttp('http-upstream.js', { env: { PILOTLIGHT_BUFFER_REQUEST_BODY: 'true' } });
+    const chunks = [randomBytes(10_000), randomBytes(20_000), randomBytes(5)];
+    const res = await send(`${watchdog.url}/headers`, { method: 'POST', body: chunks });
+    expect(res.status).toBe(200);
+    const seen = res.json<SeenRequest>();
+    expect(seen.headers['transfer-encoding']).toBeUndefined();
+    expect(seen.headers['content-length']).toBe('30005');
+    expect(seen.bodyLength).toBe(30_005);
+
+    const echoed = await send(`${watchdog.url}/echo`, { method: 'POST', body: chunks });
+    expect(sha256(echoed.body)).toBe(sha256(Buffer.concat(chunks)));
+  });
+});

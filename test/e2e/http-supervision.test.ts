@@ -1,0 +1,187 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { getJson, isAlive, releaseAll, send, startHttp, waitForHeld, waitUntil } from '../support/http-helpers.js';
+import { killAll, type LogRecord } from '../support/watchdog.js';
+
+type ErrorBody = { code: string; message: string };
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../watchdog/package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+// LISTEN_GATE files: the fixture listens only once its gate exists, so a test decides exactly
+// how long the upstream stays "started but not answering".
+let gates: string;
+beforeAll(() => {
+  gates = mkdtempSync(join(tmpdir(), 'pilotlight-gates-'));
+});
+afterAll(async () => {
+  await killAll();
+  rmSync(gates, { recursive: true, force: true });
+});
+afterEach(killAll);
+
+const openGate = (gate: string) => writeFileSync(gate, '');
+const closeGate = (gate: string) => rmSync(gate, { force: true });
+
+describe('http mode: startup', () => {
+  it('is not ready until the upstream answers, then ready', async () => {
+    const gate = join(gates, 'startup');
+    const { watchdog } = await startHttp('http-upstream.js', {
+      env: { LISTEN_GATE: gate, PILOTLIGHT_FUNCTION_NAME: 'hello', PILOTLIGHT_INSTANCE: 'hello-7f9c' },
+      waitFor: 'listening',
+    });
+
+    // The process runs but does not listen yet.
+    await watchdog.waitForLog((r) => r.msg === 'function process started');
+    const notReady = await fetch(`${watchdog.url}/_/ready`);
+    expect(notReady.status).toBe(503);
+    expect(await notReady.json()).toMatchObject({ ready: false, state: 'starting' });
+    const early = await send(`${watchdog.url}/`);
+    expect(early.status).toBe(503);
+    expect(early.headers['x-pilotlight-error']).toBe('PILOTLIGHT_NOT_READY');
+    expect(early.headers['retry-after']).toBeDefined();
+    expect(early.json<ErrorBody>().code).toBe('PILOTLIGHT_NOT_READY');
+    expect(await getJson(watchdog.url, '/_/status')).toMatchObject({ state: 'starting' });
+
+    openGate(gate);
+    await watchdog.waitForState('ready');
+    const ready = await fetch(`${watchdog.url}/_/ready`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ ready: true, state: 'ready' });
+    const served = await send(`${watchdog.url}/after`);
+    expect(served.status).toBe(200);
+    expect(served.body.toString()).toBe('ok GET /after');
+  });
+
+  it('reports health and status', async () => {
+    const { watchdog } = await startHttp('http-upstream.js', { env: { PILOTLIGHT_FUNCTION_NAME: 'hello', PILOTLIGHT_INSTANCE: 'hello-7f9c' } });
+    const health = await fetch(`${watchdog.url}/_/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: 'ok', state: 'ready' });
+
+    const status = await fetch(`${watchdog.url}/_/status`);
+    expect(status.status).toBe(200);
+    expect(status.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await status.json()).toEqual({
+      state: 'ready',
+      mode: 'http',
+      runtime: null,
+      function: 'hello',
+      instance: 'hello-7f9c',
+      inflight: 0,
+      queued: 0,
+      specializeMs: null,
+      version: VERSION,
+    });
+  });
+
+  it('counts a request in flight in /_/status', async () => {
+    const { watchdog, upstream } = await startHttp('http-upstream.js');
+    const held = send(`${watchdog.url}/hold?id=counted`);
+    await waitForHeld(upstream, ['counted']);
+    expect(await getJson(watchdog.url, '/_/status')).toMatchObject({ inflight: 1, queued: 0 });
+    await releaseAll(upstream);
+    expect((await held).status).toBe(200);
+    expect(await getJson(watchdog.url, '/_/status')).toMatchObject({ inflight: 0 });
+  });
+});
+
+describe('http mode: supervision', () => {
+  it('answers 502 PILOTLIGHT_UPSTREAM_EXITED naming the signal, is unready while down, then restarts', async () => {
+    const gate = join(gates, 'killed');
+    openGate(gate);
+    const { watchdog, upstream } = await startHttp('http-upstream.js', { env: { LISTEN_GATE: gate } });
+    const { pid } = await getJson<{ pid: number }>(upstream, '/pid');
+    const inflight = send(`${watchdog.url}/hold?id=doomed`);
+    await waitForHeld(upstream, ['doomed']);
+
+    // The restarted process will wait at the gate, so "down" lasts until the test opens it.
+    closeGate(gate);
+    process.kill(pid, 'SIGKILL');
+
+    const failed = await inflight;
+    expect(failed.status).toBe(502);
+    expect(failed.headers['x-pilotlight-error']).toBe('PILOTLIGHT_UPSTREAM_EXITED');
+    const body = failed.json<ErrorBody>();
+    expect(body.code).toBe('PILOTLIGHT_UPSTREAM_EXITED');
+    expect(body.message).toContain('SIGKILL');
+
+    await watchdog.waitForLog((r) => r.msg === 'function process started' && r.pid !== pid);
+    const ready = await fetch(`${watchdog.url}/_/ready`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ ready: false, state: 'starting' });
+    const whileDown = await send(`${watchdog.url}/`);
+    expect(whileDown.status).toBe(503);
+    expect(whileDown.json<ErrorBody>().code).toBe('PILOTLIGHT_NOT_READY');
+    const restartLog = await watchdog.waitForLog((r) => r.code === 'PILOTLIGHT_UPSTREAM_RESTARTS');
+    expect(restartLog).toMatchObject({ level: 'warn', signal: 'SIGKILL' });
+
+    openGate(gate);
+    await watchdog.waitForState('ready');
+    const again = await send(`${watchdog.url}/pid`);
+    expect(again.status).toBe(200);
+    const newPid = again.json<{ pid: number }>().pid;
+    expect(newPid).not.toBe(pid);
+    expect(isAlive(pid)).toBe(false);
+    expect((await fetch(`${watchdog.url}/_/health`)).status).toBe(200);
+  });
+
+  it('answers 502 naming the exit code when the upstream exits under a request', async () => {
+    const { watchdog } = await startHttp('http-upstream.js');
+    const crashed = await send(`${watchdog.url}/crash?code=3`);
+    expect(crashed.status).toBe(502);
+    expect(crashed.headers['x-pilotlight-error']).toBe('PILOTLIGHT_UPSTREAM_EXITED');
+    const body = crashed.json<ErrorBody>();
+    expect(body.code).toBe('PILOTLIGHT_UPSTREAM_EXITED');
+    expect(body.message).toContain('exited with code 3');
+
+    await watchdog.waitForState('ready');
+    expect((await send(`${watchdog.url}/`)).status).toBe(200);
+  });
+
+  it('goes failed after max_restarts when the upstream keeps exiting, and says so on /_/health', async () => {
+    const { watchdog } = await startHttp('http-exit-at-once.js', {
+      env: { PILOTLIGHT_MAX_RESTARTS: '2', EXIT_CODE: '7' },
+      waitFor: 'listening',
+    });
+    await watchdog.waitForState('failed');
+
+    const health = await fetch(`${watchdog.url}/_/health`);
+    expect(health.status).toBe(503);
+    expect(await health.json()).toMatchObject({ status: 'unhealthy', state: 'failed' });
+    const ready = await fetch(`${watchdog.url}/_/ready`);
+    expect(ready.status).toBe(503);
+    const refused = await send(`${watchdog.url}/`);
+    expect(refused.status).toBe(503);
+    expect(refused.headers['x-pilotlight-error']).toBe('PILOTLIGHT_FAILED');
+    expect(refused.json<ErrorBody>().code).toBe('PILOTLIGHT_FAILED');
+
+    // One start and two restarts, then it gave up; the watchdog itself keeps serving /_/.
+    // (Log lines before the `failed` transition are all in once that one is.)
+    const failed = await watchdog.waitForLog((r) => r.state === 'failed');
+    expect(String(failed.reason)).toContain('exited with code 7');
+    const starts = watchdog.logs.filter((r: LogRecord) => r.msg === 'function process started');
+    expect(starts).toHaveLength(3);
+    const restarts = watchdog.logs.filter((r: LogRecord) => r.code === 'PILOTLIGHT_UPSTREAM_RESTARTS');
+    expect(restarts).toHaveLength(2);
+    expect(restarts.every((r) => r.exitCode === 7)).toBe(true);
+    expect(watchdog.process.exitCode).toBeNull();
+  });
+
+  it('counts crashes soon after a successful start towards max_restarts', async () => {
+    const { watchdog } = await startHttp('http-upstream.js', { env: { PILOTLIGHT_MAX_RESTARTS: '2' } });
+    // None of these runs lasts the stable period, so they are failed runs in a row: two are
+    // restarted, the third crash is one too many.
+    for (let round = 1; round <= 2; round++) {
+      const crashed = await send(`${watchdog.url}/crash?code=${round}`);
+      expect(crashed.json<ErrorBody>().message).toContain(`exited with code ${round}`);
+      await watchdog.waitForState('ready');
+      expect((await send(`${watchdog.url}/`)).status).toBe(200);
+    }
+    const last = await send(`${watchdog.url}/crash?code=9`);
+    expect(last.json<ErrorBody>().code).toBe('PILOTLIGHT_UPSTREAM_EXITED');
+    await watchdog.waitForState('failed');
+    expect((await fetch(`${watchdog.url}/_/health`)).status).toBe(503);
+  });
+});
