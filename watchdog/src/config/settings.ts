@@ -202,6 +202,14 @@ export const SETTINGS = {
     parse: parseDuration,
     doc: 'How long an idle client keep-alive connection stays open. Longer than the 60 s idle timeout of common load balancers, so they close first and never send into a closing socket.',
   }),
+  upstreamKeepAlive: setting({
+    env: 'PILOTLIGHT_UPSTREAM_KEEPALIVE',
+    flag: 'upstream-keepalive',
+    aliases: [],
+    default: '2s',
+    parse: parseDuration,
+    doc: "How long an idle connection to the `http` mode upstream is kept for reuse. Keep it below the upstream's own idle timeout (a server's `Keep-Alive: timeout` hint shortens it by itself); only body-less idempotent requests are retried when a reused connection turns out closed.",
+  }),
   healthcheckInterval: setting({
     env: 'PILOTLIGHT_HEALTHCHECK_INTERVAL',
     flag: 'healthcheck-interval',

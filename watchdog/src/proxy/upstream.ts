@@ -14,6 +14,8 @@ export interface UpstreamOptions {
   readonly socketPath?: string;
   readonly maxBodySize: number;
   readonly bufferRequestBody: boolean;
+  /** Idle time after which a kept-alive upstream connection is dropped, ms. */
+  readonly keepAlive: number;
   /** Extra request headers (the deadline for runtimes), computed per request. */
   readonly extraHeaders?: (invocation: Invocation, headers: string[]) => void;
   /**
@@ -46,9 +48,9 @@ export class Upstream {
       socketPath: options.socketPath,
       // Idle upstream connections are dropped well before a typical server's keep-alive timeout
       // (Node's is 5 s) so the watchdog never sends on a socket the server is closing. A server's
-      // `Keep-Alive: timeout=N` hint shortens this further.
-      keepAliveTimeout: 2_000,
-      keepAliveMaxTimeout: 4_000,
+      // `Keep-Alive: timeout=N` hint shortens this further, never lengthens it.
+      keepAliveTimeout: options.keepAlive,
+      keepAliveMaxTimeout: options.keepAlive,
       keepAliveTimeoutThreshold: 1_000,
       // The exec timeout governs how long a request may take; undici's own limits would cut
       // long streams (Server-Sent Events) that the exec timeout allows.

@@ -74,6 +74,7 @@ export function createRunner(context: RunnerContext): Runner {
         healthcheckInterval: config.healthcheckInterval,
         maxBodySize: config.maxBodySize,
         bufferRequestBody: config.bufferRequestBody,
+        upstreamKeepAlive: config.upstreamKeepAlive,
       });
     case 'serializing':
     case 'streaming': {

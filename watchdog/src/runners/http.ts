@@ -24,6 +24,7 @@ export interface HttpRunnerOptions {
   readonly healthcheckInterval: number;
   readonly maxBodySize: number;
   readonly bufferRequestBody: boolean;
+  readonly upstreamKeepAlive: number;
   readonly events: RunnerEvents;
 }
 
@@ -44,6 +45,7 @@ export class HttpRunner implements Runner {
       origin: options.upstreamUrl,
       maxBodySize: options.maxBodySize,
       bufferRequestBody: options.bufferRequestBody,
+      keepAlive: options.upstreamKeepAlive,
       blame: async () => {
         const supervisor = this.#supervisor;
         return supervisor && (await supervisor.exitsWithin(200)) ? supervisor.lastExit : undefined;

@@ -84,6 +84,8 @@ export class RuntimeRunner implements Runner {
       socketPath,
       maxBodySize: options.maxBodySize,
       bufferRequestBody: options.bufferRequestBody,
+      // The runtime's own keep-alive is long (60 s): the watchdog closes first.
+      keepAlive: 30_000,
       // The runtime learns the deadline so the function's context can tell how long it has.
       extraHeaders: (invocation, headers) => {
         if (invocation.deadline !== undefined) headers.push('x-pilotlight-deadline', String(invocation.deadline));
