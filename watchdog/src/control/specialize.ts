@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { text } from 'node:stream/consumers';
 import type { Logger } from 'pino';
@@ -88,12 +89,15 @@ async function specialize(req: IncomingMessage, res: ServerResponse, deps: Speci
           config.specializeTimeout,
         )
       : undefined;
+  // Code the watchdog unpacked is its to delete once it is of no use.
+  let unpacked: string | undefined;
   try {
     const deadline = new Promise<never>((_, reject) => timeout.signal.addEventListener('abort', () => reject(timeout.signal.reason)));
     const root = await Promise.race([materialize(request, { maxBytes: config.maxCodeSize, maxEntries: config.maxCodeEntries }, timeout.signal), deadline]);
+    if (!('path' in request)) unpacked = root;
     const remaining = config.specializeTimeout > 0 ? Math.max(1, config.specializeTimeout - (performance.now() - started)) : 0;
     const loaded = await (deps.runtime as RuntimeRunner).load(
-      { root, entrypoint: request.entrypoint, function: request.function, env: request.env },
+      { root, entrypoint: request.entrypoint, function: request.function, env: request.env, owned: unpacked !== undefined },
       remaining,
     );
     identity.specializeMs = performance.now() - started;
@@ -106,6 +110,7 @@ async function specialize(req: IncomingMessage, res: ServerResponse, deps: Speci
     res.end(answer);
   } catch (error) {
     if (lifecycle.state === 'specializing') lifecycle.set('generic', `specialization failed: ${(error as Error).message}`);
+    if (unpacked !== undefined) await rm(unpacked, { recursive: true, force: true });
     throw error;
   } finally {
     clearTimeout(timer);

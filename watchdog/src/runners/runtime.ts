@@ -19,6 +19,8 @@ export interface LoadSpec {
   readonly entrypoint?: string | undefined;
   readonly function?: string | undefined;
   readonly env?: Readonly<Record<string, string>> | undefined;
+  /** The watchdog unpacked this code and deletes it when the instance stops. */
+  readonly owned?: boolean;
 }
 
 /** A schedule a loaded function declares (SDK `@Schedule`). */
@@ -74,6 +76,7 @@ export class RuntimeRunner implements Runner {
   #pingTimer: NodeJS.Timeout | undefined;
   #up: Promise<void> = Promise.resolve();
   #markUp: () => void = () => {};
+  #failUp: (error: WatchdogError) => void = () => {};
   #isUp = true;
 
   constructor(private readonly options: RuntimeRunnerOptions) {
@@ -108,7 +111,11 @@ export class RuntimeRunner implements Runner {
         this.#upstream.abortAll(() => new WatchdogError('PILOTLIGHT_UPSTREAM_EXITED', `runtime ${reason} while the request was in flight`));
         options.events.down(reason);
       },
-      onFailed: (reason) => options.events.failed(reason),
+      onFailed: (reason) => {
+        // Whoever waits for the runtime to come back (a specialization) is answered now.
+        this.#failUp(new WatchdogError('PILOTLIGHT_FAILED', `the runtime could not be kept running: ${reason}`));
+        options.events.failed(reason);
+      },
     });
     this.#resetUp();
   }
@@ -117,12 +124,15 @@ export class RuntimeRunner implements Runner {
   #resetUp(): void {
     if (!this.#isUp) return;
     this.#isUp = false;
-    this.#up = new Promise((resolve) => {
+    this.#up = new Promise((resolve, reject) => {
       this.#markUp = () => {
         this.#isUp = true;
         resolve();
       };
+      this.#failUp = reject;
     });
+    // Failure is reported to waiters; with none, it is not an unhandled rejection.
+    this.#up.catch(() => {});
   }
 
   get healthy(): boolean {
@@ -194,9 +204,11 @@ export class RuntimeRunner implements Runner {
    * runtime, so no half-imported module lingers, and the instance is generic again.
    */
   async load(spec: LoadSpec, timeoutMs: number): Promise<Loaded> {
-    await this.#up;
+    const waitStarted = performance.now();
+    await this.#waitUntilUp(timeoutMs);
+    const left = timeoutMs > 0 ? Math.max(1, timeoutMs - (performance.now() - waitStarted)) : 0;
     try {
-      const loaded = await this.#send(spec, timeoutMs);
+      const loaded = await this.#send(spec, left);
       this.#loaded = spec;
       return loaded;
     } catch (error) {
@@ -211,10 +223,28 @@ export class RuntimeRunner implements Runner {
     }
   }
 
+  /** Waits for a (re)started runtime, within the specialization's time. */
+  async #waitUntilUp(timeoutMs: number): Promise<void> {
+    if (this.#isUp || timeoutMs <= 0) return this.#up;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new WatchdogError('PILOTLIGHT_SPECIALIZE_TIMEOUT', `the runtime was not back within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    try {
+      await Promise.race([this.#up, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async #send(spec: LoadSpec, timeoutMs: number): Promise<Loaded> {
     const channel = this.#channel;
     if (!channel) throw new WatchdogError('PILOTLIGHT_NOT_READY', 'the runtime is restarting; retry shortly', { 'retry-after': '1' });
-    const reply = await channel.request({ type: 'load', ...spec, instance: this.options.instance }, timeoutMs > 0 ? timeoutMs : 2 ** 31 - 1);
+    const { owned: _owned, ...load } = spec;
+    const reply = await channel.request({ type: 'load', ...load, instance: this.options.instance }, timeoutMs > 0 ? timeoutMs : 2 ** 31 - 1);
     if (reply === undefined) {
       throw new WatchdogError('PILOTLIGHT_SPECIALIZE_TIMEOUT', `the runtime did not load the function within ${timeoutMs} ms`);
     }
@@ -259,5 +289,6 @@ export class RuntimeRunner implements Runner {
     await this.#supervisor.stop(graceMs);
     await this.#upstream.close();
     rmSync(this.#socketDir, { recursive: true, force: true });
+    if (this.#loaded?.owned) rmSync(this.#loaded.root, { recursive: true, force: true });
   }
 }

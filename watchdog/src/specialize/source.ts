@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, interceptors, request } from 'undici';
@@ -58,7 +58,13 @@ async function download(url: string, sha256: string, limit: number, signal: Abor
 
 async function unpack(archive: Buffer, format: ArchiveFormat, limits: ArchiveLimits): Promise<string> {
   const target = await mkdtemp(join(tmpdir(), 'pilotlight-code-'));
-  await extractArchive(archive, format, target, limits);
+  try {
+    await extractArchive(archive, format, target, limits);
+  } catch (error) {
+    // A refused archive leaves nothing behind, not even the directory it was checked for.
+    await rm(target, { recursive: true, force: true });
+    throw error;
+  }
   return target;
 }
 
