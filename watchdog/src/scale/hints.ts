@@ -79,7 +79,9 @@ export class ScaleHints {
 
   /** The function's code said something; saturation is pushed at once. */
   fromFunction(hint: FunctionHint): void {
-    this.#functionHint = { ...this.#functionHint, ...hint };
+    // A hint may say one thing (only `load`); what it leaves out stays as last said.
+    const said = Object.fromEntries(Object.entries(hint).filter(([, value]) => value !== undefined));
+    this.#functionHint = { ...this.#functionHint, ...said };
     this.#publisher.nudge();
   }
 
