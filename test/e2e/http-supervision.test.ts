@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { getJson, isAlive, releaseAll, send, startHttp, waitForHeld, waitUntil } from '../support/http-helpers.js';
+import { getJson, isAlive, releaseAll, send, startHttp, waitForHeld } from '../support/http-helpers.js';
 import { killAll, type LogRecord } from '../support/watchdog.js';
 
 type ErrorBody = { code: string; message: string };
