@@ -27,6 +27,11 @@ export interface ListenerDeps {
   readonly saturation: () => void;
   /** Serves `/_/…`. */
   readonly control: (req: IncomingMessage, res: ServerResponse) => void;
+  /**
+   * A secret the watchdog's own warm-up requests carry (`x-pilotlight-warm`): they pass in any
+   * state and are left out of metrics and scale hints.
+   */
+  readonly warmToken: string;
 }
 
 const NOT_SERVING: Record<Exclude<State, 'ready'>, () => WatchdogError> = {
@@ -85,7 +90,8 @@ export class Listener {
       this.deps.metrics.rejected(error.code);
       this.#record(req, res, span, started);
     };
-    const state = lifecycle.state;
+    const warm = req.headers['x-pilotlight-warm'] === this.deps.warmToken;
+    const state = warm ? 'ready' : lifecycle.state;
     if (state !== 'ready' && !(state === 'draining' && this.#accepting)) {
       reject(NOT_SERVING[state as Exclude<State, 'ready'>]());
       return;
@@ -108,11 +114,11 @@ export class Listener {
       reject(bodyTooLarge(config.maxBodySize));
       return;
     }
-    this.deps.estimator.arrival();
+    if (!warm) this.deps.estimator.arrival();
     this.#active += 1;
     if (admission.tryEnter()) {
       if (admission.saturated) this.deps.saturation();
-      this.#run(req, res, requestId, timeout, span, started);
+      this.#run(req, res, requestId, timeout, span, started, warm);
       return;
     }
     this.deps.saturation();
@@ -129,7 +135,7 @@ export class Listener {
           admission.leave();
           this.#finish();
         } else {
-          this.#run(req, res, requestId, timeout, span, started);
+          this.#run(req, res, requestId, timeout, span, started, warm);
         }
       },
       (error: WatchdogError) => {
@@ -153,7 +159,15 @@ export class Listener {
     }
   }
 
-  #run(req: IncomingMessage, res: ServerResponse, requestId: string, timeout: number, span: ServerSpan, arrived: number): void {
+  #run(
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    timeout: number,
+    span: ServerSpan,
+    arrived: number,
+    warm: boolean,
+  ): void {
     const { runner, admission, config, logger, metrics, estimator } = this.deps;
     const controller = new AbortController();
     const started = performance.now();
@@ -199,8 +213,10 @@ export class Listener {
       clearTimeout(timer);
       res.off('close', onClose);
       admission.leave();
-      if (!controller.signal.aborted) estimator.completion((performance.now() - started) / 1000);
-      this.#record(req, res, span, arrived);
+      if (!warm) {
+        if (!controller.signal.aborted) estimator.completion((performance.now() - started) / 1000);
+        this.#record(req, res, span, arrived);
+      }
       if (config.accessLog) {
         invocation.log().info(
           { method: req.method, path: req.url, status: res.statusCode, durationMs: Math.round(performance.now() - arrived) },

@@ -8,6 +8,9 @@ import { type LoadRequest, loadFunction } from './load.js';
 import { shareRuntimePackages } from './shared-modules.js';
 import { warmUp, warmupListener } from './warmup.js';
 
+/** Answered by the runtime itself (docs/runtime-protocol.md). */
+const WATCHDOG_WARM_PATH = '/_pilotlight/warm';
+
 /** Protocol version this runtime speaks (docs/runtime-protocol.md). */
 const PROTOCOL = 1;
 
@@ -39,7 +42,9 @@ export async function runRuntime(env: NodeJS.ProcessEnv): Promise<void> {
   let loaded: ServedFunction | undefined;
   let loading = false;
   const server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
-    if (serve) serve(req, res);
+    // The watchdog warms its own request path through here; never the function's code.
+    if (req.url === WATCHDOG_WARM_PATH) res.writeHead(204).end();
+    else if (serve) serve(req, res);
     else res.writeHead(503, { 'content-type': 'application/json' }).end('{"message":"no function loaded"}');
   });
   // A socket file left by a crashed predecessor would make listen fail with EADDRINUSE.

@@ -24,6 +24,9 @@ from typing import Union
 
 from ._http import MAX_CHUNK_LINE, MAX_HEAD, ProtocolError, RequestHead, parse_chunk_size, parse_head, response_head
 
+#: Answered by the runtime itself, for the watchdog warming its proxy path (docs/runtime-protocol.md).
+WATCHDOG_WARM_PATH = "/_pilotlight/warm"
+
 __all__ = ["HttpServer", "Reply", "Handler"]
 
 Body = Union[bytes, bytearray, memoryview, AsyncIterator[bytes], None]
@@ -388,6 +391,9 @@ class HttpServer:
         except ProtocolError as error:
             conn.write(_error_reply(error.status, error.message))
             return False
+        if head.target == WATCHDOG_WARM_PATH:
+            # The watchdog warms its own request path through here; never the function's code.
+            return await self._write(conn, head, (204, [], b""))
         try:
             reply = await self.handler(head, body)
         except asyncio.CancelledError:

@@ -107,9 +107,10 @@ export class LoadEstimator {
     const exec = this.#meanExec;
     // Little's law: the slots steady traffic keeps busy.
     const steady = rate * exec;
-    // The backlog has to be worked off by the time new capacity could arrive.
+    // The backlog has to be worked off by the time new capacity could arrive; what the busy slots
+    // drain themselves within that time needs no new instance.
     const horizon = Math.max(this.#startup, exec, 0.1);
-    const backlog = exec > 0 ? (state.queued * exec) / horizon : state.queued;
+    const backlog = exec > 0 ? Math.max(0, state.queued * exec - state.inflight * horizon) / horizon : state.queued;
     const slots = Math.max(steady + backlog, state.inflight + (exec > 0 ? 0 : state.queued));
     const utilization = slots / capacity;
     return {
