@@ -64,12 +64,38 @@ export function upstreamRequestHeaders(req: IncomingMessage, requestId: string, 
   return out;
 }
 
-/** Removes hop-by-hop headers from an upstream response's header object, in place. */
-export function stripResponseHeaders(headers: Record<string, string | string[] | undefined>): typeof headers {
-  const extra = connectionTokens(headers.connection);
-  for (const name of HOP_BY_HOP) delete headers[name];
-  if (extra) for (const name of extra) delete headers[name];
-  return headers;
+/** An upstream response's head, as undici hands it over: raw names and values. */
+export interface ResponseHead {
+  /** Flat `[name, value, …]` for `writeHead`, hop-by-hop headers left out. */
+  readonly headers: string[];
+  /** A Server-Sent Events stream, to be flushed header first. */
+  readonly eventStream: boolean;
+}
+
+/**
+ * Turns undici's raw response headers into the flat list `writeHead` takes, dropping hop-by-hop
+ * headers (and those a `Connection` header names) in one pass over the raw pairs.
+ */
+export function responseHead(raw: readonly Buffer[]): ResponseHead {
+  const out: string[] = [];
+  let connection: string | undefined;
+  let eventStream = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as Buffer).toString('latin1');
+    const lower = name.toLowerCase();
+    const value = (raw[i + 1] as Buffer).toString('latin1');
+    if (lower === 'connection') connection = connection === undefined ? value : `${connection},${value}`;
+    if (HOP_BY_HOP.has(lower)) continue;
+    if (lower === 'content-type' && value.startsWith('text/event-stream')) eventStream = true;
+    out.push(name, value);
+  }
+  const extra = connectionTokens(connection);
+  if (!extra) return { headers: out, eventStream };
+  const kept: string[] = [];
+  for (let i = 0; i < out.length; i += 2) {
+    if (!extra.has((out[i] as string).toLowerCase())) kept.push(out[i] as string, out[i + 1] as string);
+  }
+  return { headers: kept, eventStream };
 }
 
 /** True when a request carries a body by HTTP/1.1's framing rules. */
