@@ -3,7 +3,7 @@
 // examples/hello-ts and times specialize-request → first 200 response; then times full cold
 // starts of the same function (process start → first 200) for comparison.
 //
-//   node bench/pool.mjs [--instances 50] [--batch 10] [--cold 20]
+//   node bench/pool.mjs [--instances 50] [--batch 10] [--cold 20] [--settle 2000]
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -15,11 +15,13 @@ const { values } = parseArgs({
     instances: { type: 'string', default: '50' },
     batch: { type: 'string', default: '10' },
     cold: { type: 'string', default: '20' },
+    settle: { type: 'string', default: '2000' },
   },
 });
 const INSTANCES = Number(values.instances);
 const BATCH = Number(values.batch);
 const COLD = Number(values.cold);
+const SETTLE_MS = Number(values.settle);
 const BIN = fileURLToPath(new URL('../watchdog/bin/pilotlight.js', import.meta.url));
 const HELLO = fileURLToPath(new URL('../examples/hello-ts', import.meta.url));
 
@@ -85,6 +87,9 @@ async function poolRun() {
   for (let done = 0; done < INSTANCES; done += BATCH) {
     const size = Math.min(BATCH, INSTANCES - done);
     const instances = await Promise.all(Array.from({ length: size }, () => startWatchdog({ PILOTLIGHT_RUNTIME: 'node' }, 'generic')));
+    // A pool instance waits, started long before it is used: let the batch finish starting (and
+    // warming) so one instance's specialization is not timed against nine others still booting.
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
     for (const { port } of instances) {
       const started = performance.now();
       const res = await request(`http://127.0.0.1:${port}/_/specialize`, {
