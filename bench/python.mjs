@@ -102,8 +102,8 @@ function wrk(port, seconds, connections) {
   const out = spawnSync('wrk', ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--latency', '-s', lua, `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
   return {
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out.stdout)?.[1]),
-    p50: toMs(/50%\s+(\S+)/.exec(out.stdout)?.[1] ?? ''),
-    p99: toMs(/99%\s+(\S+)/.exec(out.stdout)?.[1] ?? ''),
+    p50: toMs(/^\s+50%\s+(\S+)/m.exec(out.stdout)?.[1] ?? ''),
+    p99: toMs(/^\s+99%\s+(\S+)/m.exec(out.stdout)?.[1] ?? ''),
     errors: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out.stdout)?.[1] ?? 0),
   };
 }

@@ -93,8 +93,8 @@ function wrk(port, seconds, connections) {
   const out = spawnSync('wrk', ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--latency', '-s', lua, `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
   if (out.status !== 0) throw new Error(out.stderr);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out.stdout)?.[1]);
-  const p50 = toMs(/50%\s+(\S+)/.exec(out.stdout)?.[1] ?? '');
-  const p99 = toMs(/99%\s+(\S+)/.exec(out.stdout)?.[1] ?? '');
+  const p50 = toMs(/^\s+50%\s+(\S+)/m.exec(out.stdout)?.[1] ?? '');
+  const p99 = toMs(/^\s+99%\s+(\S+)/m.exec(out.stdout)?.[1] ?? '');
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out.stdout)?.[1] ?? '0';
   return { rps, p50, p99, errors: Number(errors) };
 }
