@@ -23,7 +23,7 @@ export interface ListenerDeps {
   readonly metrics: Metrics;
   readonly tracing: Tracing;
   readonly estimator: LoadEstimator;
-  /** Told when the instance may have saturated, so a hint goes out at once. */
+  /** Told when a request found every slot busy (it queues or is refused): a hint goes out at once. */
   readonly saturation: () => void;
   /** Serves `/_/…`. */
   readonly control: (req: IncomingMessage, res: ServerResponse) => void;
@@ -117,7 +117,6 @@ export class Listener {
     if (!warm) this.deps.estimator.arrival();
     this.#active += 1;
     if (admission.tryEnter()) {
-      if (admission.saturated) this.deps.saturation();
       this.#run(req, res, requestId, timeout, span, started, warm);
       return;
     }

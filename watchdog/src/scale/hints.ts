@@ -10,6 +10,8 @@ import { HintPublisher, type ScaleHint, type SendHint } from './publisher.js';
 
 /** Plan for this fraction of capacity, so a burst between two hints still fits. */
 const TARGET_UTILIZATION = 0.8;
+/** How long a request that found no slot keeps the instance counted as saturated. */
+const PRESSURE_MS = 1_000;
 /** Concurrency assumed per instance when max_inflight is unlimited and nothing else is set. */
 const DEFAULT_CONCURRENCY = 100;
 
@@ -46,6 +48,7 @@ export class ScaleHints {
   readonly estimator: LoadEstimator;
   readonly #publisher: HintPublisher;
   #functionHint: FunctionHint | null = null;
+  #pressureAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly deps: ScaleHintDeps) {
     const { config } = deps;
@@ -65,7 +68,11 @@ export class ScaleHints {
   /** The hint for now. */
   current(reason: string): ScaleHint {
     const { admission, lifecycle, identity, config } = this.deps;
-    const saturated = admission.saturated || this.#functionHint?.saturated === true;
+    // Saturated means demand exceeded the slots: a request is waiting, or one found no slot in
+    // the last second (a queue of 0 refuses at once). Every slot busy alone is not: an instance
+    // with one slot is fully busy on every request.
+    const saturated =
+      admission.queued > 0 || this.deps.now() - this.#pressureAt < PRESSURE_MS || this.#functionHint?.saturated === true;
     return {
       function: identity.functionName ?? null,
       instance: config.instance,
@@ -85,8 +92,9 @@ export class ScaleHints {
     this.#publisher.nudge();
   }
 
-  /** The instance may have saturated. */
+  /** A request found every slot busy. */
   nudge(): void {
+    this.#pressureAt = this.deps.now();
     this.#publisher.nudge();
   }
 
