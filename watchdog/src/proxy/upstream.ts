@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { Pool } from 'undici';
 import { WatchdogError } from '../errors.js';
@@ -65,16 +65,6 @@ export class Upstream {
     const { statusCode, body } = await this.#pool.request({ method, path, headersTimeout: 2_000, bodyTimeout: 2_000 });
     await body.dump();
     return statusCode;
-  }
-
-  /**
-   * Sends one throw-away request down the same streaming path `forward` uses, so the first real
-   * request finds a connection open and undici's code compiled. Any answer will do.
-   */
-  async warm(path: string): Promise<void> {
-    await this.#pool
-      .stream({ path, method: 'GET' }, () => new Writable({ write: (_chunk, _encoding, callback) => callback() }))
-      .catch(() => {});
   }
 
   /** Ends every request in flight with `error` (the upstream's process died under them). */

@@ -164,7 +164,6 @@ export class RuntimeRunner implements Runner {
     this.#channel = channel;
     this.#missedPongs = 0;
     channel.on('message', (message) => this.#onMessage(message));
-    await this.#upstream.warm('/_pilotlight_warmup');
     return true;
   }
 
