@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitUntil } from '../support/http-helpers.js';
-import { newTrace, specialize, startGeneric, startSpecialized, type SpecializeBody } from '../support/sdk-helpers.js';
+import { type Described, functionLines, newTrace, specialize, startGeneric, startSpecialized, type SpecializeBody } from '../support/sdk-helpers.js';
 import { FIXTURES, killAll, type LogRecord, type RunningWatchdog, type StartOptions } from '../support/watchdog.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'pilotlight-conformance-'));
@@ -29,28 +29,6 @@ const HEX16 = /^[0-9a-f]{16}$/;
 const HEX32 = /^[0-9a-f]{32}$/;
 const EXEC_TIMEOUT_MS = 20_000;
 const CONCURRENT = 50;
-
-/** What the `context` fixtures answer. */
-interface Described {
-  requestId: string;
-  traceId: string;
-  spanId: string;
-  traceFlags: string;
-  traceparent: string;
-  deadline: number | null;
-  remainingMs: number | null;
-  functionName: string | null;
-  functionVersion: string | null;
-  instanceId: string | null;
-  hasLogger: boolean;
-  sameAsCurrent: boolean;
-  requestIdHeader: string | null;
-}
-
-/** The function's own log lines (the runtime's stdout, merged by the watchdog). */
-function functionLines(watchdog: RunningWatchdog, predicate: (r: LogRecord) => boolean = () => true): LogRecord[] {
-  return watchdog.logs.filter((r) => r.stream === 'stdout' && predicate(r));
-}
 
 describe.each(RUNTIMES)('the $runtime runtime', ({ runtime, fixtures, file }) => {
   const env = (extra: StartOptions['env'] = {}): StartOptions['env'] => ({ PILOTLIGHT_RUNTIME: runtime, ...extra });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newTrace, SDK_FIXTURES, startSpecialized } from '../support/sdk-helpers.js';
+import { type Described, newTrace, SDK_FIXTURES, startSpecialized } from '../support/sdk-helpers.js';
 import { killAll, type RunningWatchdog } from '../support/watchdog.js';
 
 afterAll(killAll);
@@ -7,23 +7,6 @@ afterAll(killAll);
 const EXEC_TIMEOUT_MS = 20_000;
 const HEX16 = /^[0-9a-f]{16}$/;
 const HEX32 = /^[0-9a-f]{32}$/;
-
-/** What the context fixtures answer with. */
-interface Described {
-  requestId: string;
-  traceId: string;
-  spanId: string;
-  traceFlags: string;
-  traceparent: string;
-  deadline: number | null;
-  remainingMs: number | null;
-  functionName: string | null;
-  functionVersion: string | null;
-  instanceId: string | null;
-  hasLogger: boolean;
-  sameAsCurrent: boolean;
-  requestIdHeader?: string | null;
-}
 
 /**
  * The same assertions for the two forms a function takes: a routing-controllers class that asks

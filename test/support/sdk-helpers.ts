@@ -65,3 +65,20 @@ export function newTrace(): { traceId: string; parentId: string; traceparent: st
 export function functionLines(watchdog: RunningWatchdog, predicate: (record: LogRecord) => boolean = () => true): LogRecord[] {
   return watchdog.logs.filter((record) => record.stream === 'stdout' && predicate(record));
 }
+
+/** What the context fixtures (every runtime's) answer with: their invocation context as JSON. */
+export interface Described {
+  requestId: string;
+  traceId: string;
+  spanId: string;
+  traceFlags: string;
+  traceparent: string;
+  deadline: number | null;
+  remainingMs: number | null;
+  functionName: string | null;
+  functionVersion: string | null;
+  instanceId: string | null;
+  hasLogger: boolean;
+  sameAsCurrent: boolean;
+  requestIdHeader?: string | null;
+}

@@ -85,15 +85,10 @@ export class Listener {
     res.setHeader('x-request-id', requestId);
     // W3C Trace Context's response header: the caller learns the trace and the watchdog's span.
     res.setHeader('traceresponse', span.context.traceparent);
-    const reject = (error: WatchdogError) => {
-      sendError(res, error, requestId);
-      this.deps.metrics.rejected(error.code);
-      this.#record(req, res, span, started);
-    };
     const warm = req.headers['x-pilotlight-warm'] === this.deps.warmToken;
     const state = warm ? 'ready' : lifecycle.state;
     if (state !== 'ready' && !(state === 'draining' && this.#accepting)) {
-      reject(NOT_SERVING[state as Exclude<State, 'ready'>]());
+      this.#reject(req, res, span, started, requestId, NOT_SERVING[state as Exclude<State, 'ready'>]());
       return;
     }
     if (state === 'draining') res.setHeader('connection', 'close');
@@ -104,14 +99,14 @@ export class Listener {
       try {
         askedMs = parseDuration(asked);
       } catch {
-        reject(new WatchdogError('PILOTLIGHT_BAD_TIMEOUT', `X-Timeout "${asked}" is not a duration such as 500ms or 5s`));
+        this.#reject(req, res, span, started, requestId, new WatchdogError('PILOTLIGHT_BAD_TIMEOUT', `X-Timeout "${asked}" is not a duration such as 500ms or 5s`));
         return;
       }
       if (askedMs > 0 && (timeout === 0 || askedMs < timeout)) timeout = askedMs;
     }
     const declared = req.headers['content-length'];
     if (config.maxBodySize > 0 && declared !== undefined && Number(declared) > config.maxBodySize) {
-      reject(bodyTooLarge(config.maxBodySize));
+      this.#reject(req, res, span, started, requestId, bodyTooLarge(config.maxBodySize));
       return;
     }
     if (!warm) this.deps.estimator.arrival();
@@ -139,11 +134,18 @@ export class Listener {
       },
       (error: WatchdogError) => {
         this.deps.metrics.queueWait((performance.now() - started) / 1000);
-        reject(error);
+        this.#reject(req, res, span, started, requestId, error);
         this.#finish();
       },
     );
   };
+
+  /** Answers a request the watchdog refuses itself, and counts it. */
+  #reject(req: IncomingMessage, res: ServerResponse, span: ServerSpan, started: number, requestId: string, error: WatchdogError): void {
+    sendError(res, error, requestId);
+    this.deps.metrics.rejected(error.code);
+    this.#record(req, res, span, started);
+  }
 
   #record(req: IncomingMessage, res: ServerResponse, span: ServerSpan, started: number): void {
     this.deps.metrics.request(res.statusCode, req.method ?? 'GET', (performance.now() - started) / 1000);

@@ -33,6 +33,7 @@ export interface ServerSpan {
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$/;
 const ZERO_TRACE = '0'.repeat(32);
 const ZERO_SPAN = '0'.repeat(16);
+const SDK_RECHECK_MS = 1_000;
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 /** Random ids as OpenTelemetry's own generator makes them: not secret, just unique enough. */
@@ -49,7 +50,7 @@ interface Parent {
 }
 
 /** Parses a W3C `traceparent`; an invalid one is ignored, as the spec asks. */
-export function parseTraceparent(value: string | undefined): Parent | undefined {
+function parseTraceparent(value: string | undefined): Parent | undefined {
   if (value === undefined) return undefined;
   const match = TRACEPARENT.exec(value.trim().toLowerCase());
   if (!match || match[1] === 'ff' || match[2] === ZERO_TRACE || match[3] === ZERO_SPAN) return undefined;
@@ -71,12 +72,21 @@ function sdkRegistered(): boolean {
  */
 export class Tracing {
   #tracer: Tracer | undefined;
+  #checkedAt = Number.NEGATIVE_INFINITY;
 
   /** Starts the span for `req`, continuing the caller's trace if it sent a valid `traceparent`. */
   start(req: IncomingMessage, name: string): ServerSpan {
     const parent = parseTraceparent(req.headers.traceparent as string | undefined);
     const traceState = parent ? (req.headers.tracestate as string | undefined) : undefined;
-    if (!this.#tracer && sdkRegistered()) this.#tracer = trace.getTracer('pilotlight-watchdog');
+    // An SDK registers once, normally before the watchdog starts: look for it at most once a
+    // second rather than on every request.
+    if (!this.#tracer) {
+      const now = performance.now();
+      if (now - this.#checkedAt >= SDK_RECHECK_MS) {
+        this.#checkedAt = now;
+        if (sdkRegistered()) this.#tracer = trace.getTracer('pilotlight-watchdog');
+      }
+    }
     if (!this.#tracer) {
       const traceId = parent?.traceId ?? randomHex(16);
       const spanId = randomHex(8);

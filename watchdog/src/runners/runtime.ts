@@ -144,11 +144,6 @@ export class RuntimeRunner implements Runner {
     return this.#schedules;
   }
 
-  /** Whether a function is loaded (the instance can no longer be specialized). */
-  get specialized(): boolean {
-    return this.#loaded !== undefined;
-  }
-
   async start(): Promise<void> {
     await this.#supervisor.start();
     await this.#up;
