@@ -5,7 +5,7 @@ import type { Admission } from './admission.js';
 import type { Config } from './config/settings.js';
 import { parseDuration } from './config/parsers.js';
 import { sendError, WatchdogError } from './errors.js';
-import type { Invocation } from './invocation.js';
+import { Invocation } from './invocation.js';
 import type { Lifecycle, State } from './lifecycle.js';
 import { bodyTooLarge } from './proxy/body-limit.js';
 import type { Metrics } from './metrics.js';
@@ -170,27 +170,13 @@ export class Listener {
     warm: boolean,
   ): void {
     const { runner, admission, config, logger, metrics, estimator } = this.deps;
-    const controller = new AbortController();
     const started = performance.now();
-    const trace = span.context;
-    let log: Logger | undefined;
-    const bound = () =>
-      (log ??= logger.child({ request_id: requestId, trace_id: trace.traceId, span_id: trace.spanId, trace_flags: trace.traceFlags }));
-    const invocation: Invocation = {
-      id: requestId,
-      trace,
-      deadline: timeout > 0 ? Date.now() + timeout : undefined,
-      signal: controller.signal,
-      abort: (error) => {
-        if (controller.signal.aborted) return;
-        controller.abort(error);
-        metrics.rejected(error.code);
-        if (error.code === 'PILOTLIGHT_WRITE_TIMEOUT') res.destroy();
-        else sendError(res, error, requestId);
-        bound().warn({ code: error.code }, error.message);
-      },
-      log: bound,
-    };
+    const invocation = new Invocation(requestId, span.context, timeout > 0 ? Date.now() + timeout : undefined, logger, (error) => {
+      metrics.rejected(error.code);
+      if (error.code === 'PILOTLIGHT_WRITE_TIMEOUT') res.destroy();
+      else sendError(res, error, requestId);
+      invocation.log().warn({ code: error.code }, error.message);
+    });
     // With an exec timeout, write_timeout is at least as long (config enforces it), so one timer
     // covers both; without one, the write timeout alone bounds the response.
     let timer: NodeJS.Timeout | undefined;
@@ -207,7 +193,7 @@ export class Listener {
     }
     const onClose = () => {
       // The client went away before the response was complete: stop the work, answer nobody.
-      if (!res.writableFinished) controller.abort(new Error('client closed the connection'));
+      if (!res.writableFinished) invocation.cancel(new Error('client closed the connection'));
     };
     res.once('close', onClose);
     const settle = () => {
@@ -215,7 +201,7 @@ export class Listener {
       res.off('close', onClose);
       admission.leave();
       if (!warm) {
-        if (!controller.signal.aborted) estimator.completion((performance.now() - started) / 1000);
+        if (!invocation.aborted) estimator.completion((performance.now() - started) / 1000);
         this.#record(req, res, span, arrived);
       }
       if (config.accessLog) {
@@ -227,7 +213,7 @@ export class Listener {
       this.#finish();
     };
     runner.handle(req, res, invocation).then(settle, (error: unknown) => {
-      if (!controller.signal.aborted) {
+      if (!invocation.aborted) {
         const known = error instanceof WatchdogError ? error : new WatchdogError('PILOTLIGHT_INTERNAL', 'the watchdog failed to serve this request');
         if (known !== error) invocation.log().error({ err: error, code: known.code }, 'request failed inside the watchdog');
         metrics.rejected(known.code);

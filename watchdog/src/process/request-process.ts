@@ -76,7 +76,7 @@ export function startRequestProcess(
 ): RequestProcess {
   const child = spawnGroup(options.spawn, options.argv, requestEnv(req, options.env, invocation.trace), 'pipe');
   const kill = () => signalGroup(child, 'SIGKILL');
-  invocation.signal.addEventListener('abort', kill, { once: true });
+  invocation.onAbort(kill);
   child.once('exit', kill);
   // The process may stop reading stdin early (or never start); that is its business, not an error.
   child.stdin!.on('error', () => {});
@@ -93,7 +93,7 @@ export function startRequestProcess(
   }
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
     child.once('error', (error: NodeJS.ErrnoException) => {
-      invocation.signal.removeEventListener('abort', kill);
+      invocation.onAbort(undefined);
       reject(
         new WatchdogError(
           'PILOTLIGHT_SPAWN_FAILED',
@@ -102,7 +102,7 @@ export function startRequestProcess(
       );
     });
     child.once('close', (code, signal) => {
-      invocation.signal.removeEventListener('abort', kill);
+      invocation.onAbort(undefined);
       resolve({ code, signal });
     });
   });

@@ -64,7 +64,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, requestId: string, 
   return out;
 }
 
-/** An upstream response's head, as undici hands it over: raw names and values. */
+/** An upstream response's head, ready for `writeHead`. */
 export interface ResponseHead {
   /** Flat `[name, value, …]` for `writeHead`, hop-by-hop headers left out. */
   readonly headers: string[];
@@ -73,17 +73,17 @@ export interface ResponseHead {
 }
 
 /**
- * Turns undici's raw response headers into the flat list `writeHead` takes, dropping hop-by-hop
- * headers (and those a `Connection` header names) in one pass over the raw pairs.
+ * Turns the upstream's raw response headers into the flat list `writeHead` takes, dropping
+ * hop-by-hop headers (and those a `Connection` header names) in one pass over the raw pairs.
  */
-export function responseHead(raw: readonly Buffer[]): ResponseHead {
+export function responseHead(raw: readonly string[]): ResponseHead {
   const out: string[] = [];
   let connection: string | undefined;
   let eventStream = false;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = (raw[i] as Buffer).toString('latin1');
+    const name = raw[i] as string;
     const lower = name.toLowerCase();
-    const value = (raw[i + 1] as Buffer).toString('latin1');
+    const value = raw[i + 1] as string;
     if (lower === 'connection') connection = connection === undefined ? value : `${connection},${value}`;
     if (HOP_BY_HOP.has(lower)) continue;
     if (lower === 'content-type' && value.startsWith('text/event-stream')) eventStream = true;

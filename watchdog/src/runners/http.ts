@@ -6,6 +6,7 @@ import type { Invocation } from '../invocation.js';
 import type { ChildOutputOptions } from '../log/child-output.js';
 import type { Spawn } from '../process/group.js';
 import { Supervisor } from '../process/supervisor.js';
+import type { UpstreamTarget } from '../proxy/connection.js';
 import { Upstream } from '../proxy/upstream.js';
 import type { Runner, RunnerEvents } from './runner.js';
 import { WatchdogError } from '../errors.js';
@@ -28,6 +29,15 @@ export interface HttpRunnerOptions {
   readonly events: RunnerEvents;
 }
 
+/** Host and port of an `upstream_url` (already validated as http:// or https://). */
+function upstreamTarget(url: string): UpstreamTarget {
+  const { protocol, hostname, port } = new URL(url);
+  const tls = protocol === 'https:';
+  // IPv6 literals come bracketed, as a URL writes them; a socket wants them bare.
+  const host = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
+  return { host, port: port === '' ? (tls ? 443 : 80) : Number(port), tls };
+}
+
 /** Consecutive failed health probes before the upstream counts as unhealthy. */
 const UNHEALTHY_AFTER = 3;
 
@@ -42,7 +52,7 @@ export class HttpRunner implements Runner {
 
   constructor(private readonly options: HttpRunnerOptions) {
     this.#upstream = new Upstream({
-      origin: options.upstreamUrl,
+      target: upstreamTarget(options.upstreamUrl),
       maxBodySize: options.maxBodySize,
       bufferRequestBody: options.bufferRequestBody,
       keepAlive: options.upstreamKeepAlive,

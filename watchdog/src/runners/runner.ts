@@ -35,7 +35,7 @@ export interface Runner {
   start(): Promise<void>;
   /**
    * Serves one request. Resolves when the response is complete; rejects with a `WatchdogError`
-   * when the watchdog must answer instead. Once `invocation.signal` aborts, the runner stops its
+   * when the watchdog must answer instead. Once `invocation` is aborted, the runner stops its
    * work and writes nothing more: the listener answers with the abort reason.
    */
   handle(req: IncomingMessage, res: ServerResponse, invocation: Invocation): Promise<void>;

@@ -83,8 +83,7 @@ export class RuntimeRunner implements Runner {
     this.#socketDir = mkdtempSync(join(tmpdir(), 'pilotlight-'));
     const socketPath = join(this.#socketDir, 'runtime.sock');
     this.#upstream = new Upstream({
-      origin: 'http://localhost',
-      socketPath,
+      target: { path: socketPath },
       maxBodySize: options.maxBodySize,
       bufferRequestBody: options.bufferRequestBody,
       // The runtime's own keep-alive is long (60 s): the watchdog closes first.

@@ -26,7 +26,7 @@ export class SerializingRunner implements Runner {
     const chunks: Buffer[] = [];
     child.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk));
     const { code, signal } = await done;
-    if (invocation.signal.aborted) return;
+    if (invocation.aborted) return;
     if (code !== 0) throw failedExit(code, signal, invocation.id);
     const body = Buffer.concat(chunks);
     res.writeHead(200, { 'content-type': this.options.contentType, 'content-length': body.length });

@@ -36,7 +36,7 @@ export class StaticRunner implements Runner {
     return new Promise((resolve, reject) => {
       const file = send(req, path, { root: this.root, index: ['index.html'], dotfiles: 'ignore' });
       file.on('error', (error: { status?: number; message: string; headers?: Record<string, string> }) => {
-        if (invocation.signal.aborted) return resolve();
+        if (invocation.aborted) return resolve();
         const status = error.status ?? 500;
         if (status === 412 || status === 416) {
           // Answers to the client's own If-Match / Range, as much a part of serving files as a

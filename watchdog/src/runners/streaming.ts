@@ -21,13 +21,13 @@ export class StreamingRunner implements Runner {
     const { child, done } = startRequestProcess(req, invocation, this.options, invocation.log());
     const stdout = child.stdout!;
     stdout.once('data', (first: Buffer) => {
-      if (invocation.signal.aborted) return;
+      if (invocation.aborted) return;
       res.writeHead(200, { 'content-type': this.options.contentType });
       res.write(first);
       stdout.pipe(res, { end: false });
     });
     const { code, signal } = await done;
-    if (invocation.signal.aborted) return;
+    if (invocation.aborted) return;
     if (code !== 0) {
       if (res.headersSent) res.destroy();
       else throw failedExit(code, signal, invocation.id);
