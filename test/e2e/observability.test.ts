@@ -43,6 +43,9 @@ describe('metrics', () => {
     expect(sample(text, 'http_requests_total', { code: '429', method: 'GET' })).toBe(1);
     expect(sample(text, 'http_requests_total', { code: '504', method: 'GET' })).toBe(1);
     expect(sample(text, 'http_request_duration_seconds_count', { code: '200', method: 'GET' })).toBe(3);
+    // Buckets are cumulative: every request is within +Inf, and none took less than nothing.
+    expect(sample(text, 'http_request_duration_seconds_bucket', { code: '200', method: 'GET', le: '+Inf' })).toBe(3);
+    expect(sample(text, 'http_request_duration_seconds_bucket', { code: '504', method: 'GET', le: '0.005' })).toBe(0);
     expect(sample(text, 'pilotlight_rejected_total', { code: 'PILOTLIGHT_OVERLOADED' })).toBe(1);
     expect(sample(text, 'pilotlight_rejected_total', { code: 'PILOTLIGHT_EXEC_TIMEOUT' })).toBe(1);
     expect(sample(text, 'http_requests_in_flight')).toBe(0);

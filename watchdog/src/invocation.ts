@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { WatchdogError } from './errors.js';
 import type { TraceContext } from './tracing.js';
@@ -25,6 +26,20 @@ export class Invocation {
     /** Answers the client with a watchdog error (when nothing was sent yet). */
     private readonly answer: (error: WatchdogError) => void,
   ) {}
+
+  /**
+   * Headers every response to this request carries: the request id, and W3C Trace Context's
+   * `traceresponse` naming the watchdog's span. Runners put them into the head they write.
+   */
+  get responseHeaders(): [string, string, string, string] {
+    return ['x-request-id', this.id, 'traceresponse', this.trace.traceparent];
+  }
+
+  /** Sets `responseHeaders` on `res`, for runners that build their head with `setHeader`. */
+  setResponseHeaders(res: ServerResponse): void {
+    res.setHeader('x-request-id', this.id);
+    res.setHeader('traceresponse', this.trace.traceparent);
+  }
 
   /** True once the request was aborted: exec timeout, client gone, upstream died, shutdown. */
   get aborted(): boolean {

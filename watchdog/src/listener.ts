@@ -42,6 +42,18 @@ const NOT_SERVING: Record<Exclude<State, 'ready'>, () => WatchdogError> = {
   failed: () => new WatchdogError('PILOTLIGHT_FAILED', 'the function process could not be kept running; this instance is failed'),
 };
 
+/** The response ids for a request the watchdog answers before any runner is involved. */
+function setIds(res: ServerResponse, requestId: string, traceparent: string): void {
+  res.setHeader('x-request-id', requestId);
+  res.setHeader('traceresponse', traceparent);
+}
+
+/** Answers a request a runner had taken with a watchdog error, if nothing was sent yet. */
+function answerError(res: ServerResponse, invocation: Invocation, error: WatchdogError): void {
+  if (!res.headersSent) invocation.setResponseHeaders(res);
+  sendError(res, error, invocation.id);
+}
+
 /**
  * The function port's request path: `/_/` to the control surface, everything else through
  * admission (concurrency limit and queue), the exec timeout, and then the mode's runner.
@@ -82,9 +94,6 @@ export class Listener {
     const started = performance.now();
     const requestId = (req.headers['x-request-id'] as string | undefined) || randomUUID();
     const span = tracing.start(req, req.method ?? 'GET');
-    res.setHeader('x-request-id', requestId);
-    // W3C Trace Context's response header: the caller learns the trace and the watchdog's span.
-    res.setHeader('traceresponse', span.context.traceparent);
     const warm = req.headers['x-pilotlight-warm'] === this.deps.warmToken;
     const state = warm ? 'ready' : lifecycle.state;
     if (state !== 'ready' && !(state === 'draining' && this.#accepting)) {
@@ -142,6 +151,7 @@ export class Listener {
 
   /** Answers a request the watchdog refuses itself, and counts it. */
   #reject(req: IncomingMessage, res: ServerResponse, span: ServerSpan, started: number, requestId: string, error: WatchdogError): void {
+    if (!res.headersSent) setIds(res, requestId, span.context.traceparent);
     sendError(res, error, requestId);
     this.deps.metrics.rejected(error.code);
     this.#record(req, res, span, started);
@@ -174,7 +184,7 @@ export class Listener {
     const invocation = new Invocation(requestId, span.context, timeout > 0 ? Date.now() + timeout : undefined, logger, (error) => {
       metrics.rejected(error.code);
       if (error.code === 'PILOTLIGHT_WRITE_TIMEOUT') res.destroy();
-      else sendError(res, error, requestId);
+      else answerError(res, invocation, error);
       invocation.log().warn({ code: error.code }, error.message);
     });
     // With an exec timeout, write_timeout is at least as long (config enforces it), so one timer
@@ -217,7 +227,7 @@ export class Listener {
         const known = error instanceof WatchdogError ? error : new WatchdogError('PILOTLIGHT_INTERNAL', 'the watchdog failed to serve this request');
         if (known !== error) invocation.log().error({ err: error, code: known.code }, 'request failed inside the watchdog');
         metrics.rejected(known.code);
-        sendError(res, known, requestId);
+        answerError(res, invocation, known);
       }
       settle();
     });

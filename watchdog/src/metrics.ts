@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type Metric, Registry } from 'prom-client';
 
 /** Seconds buckets of of-watchdog's request histogram (Prometheus' defaults), kept for dashboards. */
 const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -13,21 +13,77 @@ export interface MetricSources {
   desiredInstances(): number;
 }
 
-type Labelled<T> = { get(code: string, method: string): T };
+/** One (code, method) series of the request metrics. */
+interface Series {
+  readonly code: string;
+  readonly method: string;
+  count: number;
+  sum: number;
+  /** Observations per bucket (not cumulative); the last slot is +Inf. */
+  readonly buckets: Float64Array;
+}
 
-function cached<T>(make: (code: string, method: string) => T): Labelled<T> {
-  const children = new Map<string, T>();
-  return {
-    get(code, method) {
-      const key = `${code} ${method}`;
-      let child = children.get(key);
-      if (child === undefined) {
-        child = make(code, method);
-        children.set(key, child);
-      }
-      return child;
-    },
-  };
+/**
+ * of-watchdog's request counter and histogram, counted in plain numbers on the request path and
+ * handed to prom-client only at scrape time: prom-client hashes the label set on every
+ * observation, a measurable share of a proxied request's CPU (docs/benchmarks.md).
+ */
+class RequestMetrics {
+  readonly #series = new Map<string, Series>();
+
+  observe(status: number, method: string, seconds: number): void {
+    const key = `${status} ${method}`;
+    let series = this.#series.get(key);
+    if (series === undefined) {
+      series = { code: String(status), method, count: 0, sum: 0, buckets: new Float64Array(REQUEST_BUCKETS.length + 1) };
+      this.#series.set(key, series);
+    }
+    series.count += 1;
+    series.sum += seconds;
+    let bucket = 0;
+    while (bucket < REQUEST_BUCKETS.length && seconds > (REQUEST_BUCKETS[bucket] as number)) bucket += 1;
+    (series.buckets[bucket] as number) += 1;
+  }
+
+  /** Registers `http_requests_total` and `http_request_duration_seconds` with `registry`. */
+  register(registry: Registry): void {
+    const series = () => [...this.#series.values()];
+    registry.registerMetric(
+      exported('http_requests_total', 'total HTTP requests processed', 'counter', () =>
+        series().map((s) => ({ labels: { code: s.code, method: s.method }, value: s.count })),
+      ),
+    );
+    registry.registerMetric(
+      exported('http_request_duration_seconds', 'Seconds spent serving HTTP requests.', 'histogram', () =>
+        series().flatMap((s) => {
+          const labels = { code: s.code, method: s.method };
+          let cumulative = 0;
+          const values: ExportedValue[] = REQUEST_BUCKETS.map((le, i) => {
+            cumulative += s.buckets[i] as number;
+            return { labels: { ...labels, le }, value: cumulative, metricName: 'http_request_duration_seconds_bucket' };
+          });
+          values.push({ labels: { ...labels, le: '+Inf' }, value: s.count, metricName: 'http_request_duration_seconds_bucket' });
+          return [
+            ...values,
+            { labels, value: s.sum, metricName: 'http_request_duration_seconds_sum' },
+            { labels, value: s.count, metricName: 'http_request_duration_seconds_count' },
+          ];
+        }),
+      ),
+    );
+  }
+}
+
+interface ExportedValue {
+  labels: Record<string, string | number>;
+  value: number;
+  metricName?: string;
+}
+
+/** A metric whose values are computed at scrape time, in the shape prom-client's registry reads. */
+function exported(name: string, help: string, type: 'counter' | 'histogram', values: () => ExportedValue[]): Metric {
+  const metric = { name, help, type, aggregator: 'sum', get: async () => ({ name, help, type, aggregator: 'sum', values: values() }) };
+  return metric as unknown as Metric;
 }
 
 /**
@@ -37,8 +93,7 @@ function cached<T>(make: (code: string, method: string) => T): Labelled<T> {
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly #requests: Labelled<Counter.Internal>;
-  readonly #durations: Labelled<Histogram.Internal<string>>;
+  readonly #requests = new RequestMetrics();
   readonly #queueWait: Histogram;
   readonly #specialize: Histogram;
   readonly #coldStart: Histogram;
@@ -47,17 +102,7 @@ export class Metrics {
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
-    const requests = new Counter({ name: 'http_requests_total', help: 'total HTTP requests processed', labelNames: ['code', 'method'], registers });
-    const durations = new Histogram({
-      name: 'http_request_duration_seconds',
-      help: 'Seconds spent serving HTTP requests.',
-      labelNames: ['code', 'method'],
-      buckets: REQUEST_BUCKETS,
-      registers,
-    });
-    // Label children are looked up once per (code, method), not on every request.
-    this.#requests = cached((code, method) => requests.labels(code, method));
-    this.#durations = cached((code, method) => durations.labels(code, method));
+    this.#requests.register(this.registry);
     new Gauge({ name: 'http_requests_in_flight', help: 'total HTTP requests in-flight', registers, collect() { this.set(sources.inflight()); } });
     new Gauge({ name: 'pilotlight_queue_depth', help: 'Requests waiting for a max_inflight slot.', registers, collect() { this.set(sources.queued()); } });
     new Gauge({
@@ -83,9 +128,7 @@ export class Metrics {
 
   /** A finished request. */
   request(status: number, method: string, seconds: number): void {
-    const code = String(status);
-    this.#requests.get(code, method).inc();
-    this.#durations.get(code, method).observe(seconds);
+    this.#requests.observe(status, method, seconds);
   }
 
   /** A request that waited in the queue and then got a slot (or gave up). */

@@ -20,7 +20,8 @@ const HOP_BY_HOP = new Set([
 
 /** Extra names a `Connection` header declares hop-by-hop for this message. */
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
+  // What nearly every message carries, if anything: names no other header.
+  if (value === undefined || value === 'keep-alive' || value === 'close' || value === 'Keep-Alive') return undefined;
   const tokens = (Array.isArray(value) ? value.join(',') : value).split(',');
   const named = new Set<string>();
   for (const token of tokens) {
@@ -74,12 +75,15 @@ export interface ResponseHead {
 
 /**
  * Turns the upstream's raw response headers into the flat list `writeHead` takes, dropping
- * hop-by-hop headers (and those a `Connection` header names) in one pass over the raw pairs.
+ * hop-by-hop headers (and those a `Connection` header names) in one pass over the raw pairs,
+ * and adding the watchdog's `x-request-id` and `traceresponse` unless the upstream set its own.
  */
-export function responseHead(raw: readonly string[]): ResponseHead {
+export function responseHead(raw: readonly string[], ids: readonly [string, string, string, string]): ResponseHead {
   const out: string[] = [];
   let connection: string | undefined;
   let eventStream = false;
+  let ownRequestId = false;
+  let ownTraceresponse = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const lower = name.toLowerCase();
@@ -87,8 +91,12 @@ export function responseHead(raw: readonly string[]): ResponseHead {
     if (lower === 'connection') connection = connection === undefined ? value : `${connection},${value}`;
     if (HOP_BY_HOP.has(lower)) continue;
     if (lower === 'content-type' && value.startsWith('text/event-stream')) eventStream = true;
+    else if (lower === 'x-request-id') ownRequestId = true;
+    else if (lower === 'traceresponse') ownTraceresponse = true;
     out.push(name, value);
   }
+  if (!ownRequestId) out.push(ids[0], ids[1]);
+  if (!ownTraceresponse) out.push(ids[2], ids[3]);
   const extra = connectionTokens(connection);
   if (!extra) return { headers: out, eventStream };
   const kept: string[] = [];

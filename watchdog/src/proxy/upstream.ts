@@ -82,42 +82,58 @@ export class Upstream {
     for (const invocation of this.#inflight) invocation.abort(error());
   }
 
-  /** Proxies one request; rejects with a `WatchdogError` when the watchdog must answer. */
-  async forward(req: IncomingMessage, res: ServerResponse, invocation: Invocation): Promise<void> {
+  /**
+   * Proxies one request; rejects with a `WatchdogError` when the watchdog must answer. Plain
+   * promise chains rather than async functions: this is the path every request takes.
+   */
+  forward(req: IncomingMessage, res: ServerResponse, invocation: Invocation): Promise<void> {
     this.#inflight.add(invocation);
+    const done = () => {
+      this.#inflight.delete(invocation);
+      invocation.onAbort(undefined);
+    };
+    let sent: Promise<void>;
     try {
       const headers = upstreamRequestHeaders(req, invocation.id, invocation.trace);
       this.options.extraHeaders?.(invocation, headers);
-      let body: Readable | Buffer | null = hasBody(req) ? limitBody(req, this.options.maxBodySize) : null;
-      if (body && this.options.bufferRequestBody) body = await buffer(body);
-      await this.#send(req, res, invocation, { method: req.method as string, path: req.url as string, headers, body }, true);
-    } finally {
-      this.#inflight.delete(invocation);
-      invocation.onAbort(undefined);
+      const body = hasBody(req) ? limitBody(req, this.options.maxBodySize) : null;
+      const request = (body: Readable | Buffer | null): OutgoingRequest => ({ method: req.method as string, path: req.url as string, headers, body });
+      sent =
+        body && this.options.bufferRequestBody
+          ? buffer(body).then((whole) => this.#send(res, invocation, request(whole), true))
+          : this.#send(res, invocation, request(body), true);
+    } catch (error) {
+      done();
+      return Promise.reject(error);
     }
+    return sent.then(done, (error: unknown) => {
+      done();
+      throw error;
+    });
   }
 
-  async #send(req: IncomingMessage, res: ServerResponse, invocation: Invocation, request: OutgoingRequest, mayRetry: boolean): Promise<void> {
-    try {
-      await this.#exchange(res, invocation, request);
-    } catch (error) {
-      if (invocation.aborted) return;
-      if (error instanceof WatchdogError) throw error;
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      const code = errorCode(error);
-      const broken = code !== undefined && CONNECTION_ERRORS.has(code);
-      if (mayRetry && broken && request.body === null && IDEMPOTENT.has(request.method)) {
-        invocation.log().debug({ code }, 'upstream connection was closed under the request; retrying once');
-        return this.#send(req, res, invocation, request, false);
-      }
-      const exited = broken ? await this.options.blame() : undefined;
-      if (exited !== undefined) throw new WatchdogError('PILOTLIGHT_UPSTREAM_EXITED', `${exited} while the request was in flight`);
-      const reason = code === 'UPSTREAM_BAD_RESPONSE' || code === undefined ? (error instanceof Error ? error.message : String(error)) : code;
-      throw new WatchdogError('PILOTLIGHT_UPSTREAM_UNAVAILABLE', `upstream ${this.#describe()} failed: ${reason}`);
+  #send(res: ServerResponse, invocation: Invocation, request: OutgoingRequest, mayRetry: boolean): Promise<void> {
+    return this.#exchange(res, invocation, request).catch((error: unknown) => this.#recover(res, invocation, request, mayRetry, error));
+  }
+
+  /** After a failed exchange: retry once, or say what went wrong as a `WatchdogError`. */
+  async #recover(res: ServerResponse, invocation: Invocation, request: OutgoingRequest, mayRetry: boolean, error: unknown): Promise<void> {
+    if (invocation.aborted) return;
+    if (error instanceof WatchdogError) throw error;
+    if (res.headersSent) {
+      res.destroy();
+      return;
     }
+    const code = errorCode(error);
+    const broken = code !== undefined && CONNECTION_ERRORS.has(code);
+    if (mayRetry && broken && request.body === null && IDEMPOTENT.has(request.method)) {
+      invocation.log().debug({ code }, 'upstream connection was closed under the request; retrying once');
+      return this.#send(res, invocation, request, false);
+    }
+    const exited = broken ? await this.options.blame() : undefined;
+    if (exited !== undefined) throw new WatchdogError('PILOTLIGHT_UPSTREAM_EXITED', `${exited} while the request was in flight`);
+    const reason = code === 'UPSTREAM_BAD_RESPONSE' || code === undefined ? (error instanceof Error ? error.message : String(error)) : code;
+    throw new WatchdogError('PILOTLIGHT_UPSTREAM_UNAVAILABLE', `upstream ${this.#describe()} failed: ${reason}`);
   }
 
   /**
@@ -131,7 +147,8 @@ export class Upstream {
       invocation.onAbort((reason) => connection.abort(reason));
       connection.send(request, {
         onHead: (head) => {
-          const out = responseHead(head.headers);
+          // One flat array and no setHeader before it: writeHead's fast path.
+          const out = responseHead(head.headers, invocation.responseHeaders);
           res.writeHead(head.status, out.headers);
           // Server-Sent Events must reach the client event by event, starting with the headers.
           if (out.eventStream) res.flushHeaders();

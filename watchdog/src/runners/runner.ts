@@ -34,9 +34,10 @@ export interface Runner {
   /** Starts whatever the mode keeps running and resolves once a request can be served. */
   start(): Promise<void>;
   /**
-   * Serves one request. Resolves when the response is complete; rejects with a `WatchdogError`
-   * when the watchdog must answer instead. Once `invocation` is aborted, the runner stops its
-   * work and writes nothing more: the listener answers with the abort reason.
+   * Serves one request; the response carries `invocation.responseHeaders`. Resolves when the
+   * response is complete; rejects with a `WatchdogError` when the watchdog must answer instead.
+   * Once `invocation` is aborted, the runner stops its work and writes nothing more: the
+   * listener answers with the abort reason.
    */
   handle(req: IncomingMessage, res: ServerResponse, invocation: Invocation): Promise<void>;
   /** Whether the function can serve right now (for `/_/health`). */

@@ -21,6 +21,7 @@ export class SerializingRunner implements Runner {
   async start(): Promise<void> {}
 
   async handle(req: IncomingMessage, res: ServerResponse, invocation: Invocation): Promise<void> {
+    invocation.setResponseHeaders(res);
     const logger: Logger = invocation.log();
     const { child, done } = startRequestProcess(req, invocation, this.options, logger);
     const chunks: Buffer[] = [];

@@ -25,6 +25,7 @@ export class StaticRunner implements Runner {
   }
 
   handle(req: IncomingMessage, res: ServerResponse, invocation: Invocation): Promise<void> {
+    invocation.setResponseHeaders(res);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return Promise.reject(
         new WatchdogError('PILOTLIGHT_METHOD_NOT_ALLOWED', `static files are read with GET or HEAD, not ${req.method}`, {

@@ -18,6 +18,7 @@ export class StreamingRunner implements Runner {
   async start(): Promise<void> {}
 
   async handle(req: IncomingMessage, res: ServerResponse, invocation: Invocation): Promise<void> {
+    invocation.setResponseHeaders(res);
     const { child, done } = startRequestProcess(req, invocation, this.options, invocation.log());
     const stdout = child.stdout!;
     stdout.once('data', (first: Buffer) => {
