@@ -10,6 +10,7 @@ const BENCHMARKS = {
   pool: 'pool.mjs',
   serving: 'serving.mjs',
   python: 'python.mjs',
+  'proxy-clients': 'proxy-clients.mjs',
 };
 
 const [name, ...rest] = process.argv.slice(2);
