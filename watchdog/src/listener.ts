@@ -205,7 +205,7 @@ export class Listener {
       // The client went away before the response was complete: stop the work, answer nobody.
       if (!res.writableFinished) invocation.cancel(new Error('client closed the connection'));
     };
-    res.once('close', onClose);
+    res.on('close', onClose);
     const settle = () => {
       clearTimeout(timer);
       res.off('close', onClose);

@@ -83,89 +83,97 @@ export class Upstream {
   }
 
   /**
-   * Proxies one request; rejects with a `WatchdogError` when the watchdog must answer. Plain
-   * promise chains rather than async functions: this is the path every request takes.
+   * Proxies one request; rejects with a `WatchdogError` when the watchdog must answer. Inside,
+   * callbacks rather than promise layers: this is the path every request takes, and each layer
+   * is microtasks on the one thread.
    */
   forward(req: IncomingMessage, res: ServerResponse, invocation: Invocation): Promise<void> {
-    this.#inflight.add(invocation);
-    const done = () => {
-      this.#inflight.delete(invocation);
-      invocation.onAbort(undefined);
-    };
-    let sent: Promise<void>;
-    try {
-      const headers = upstreamRequestHeaders(req, invocation.id, invocation.trace);
-      this.options.extraHeaders?.(invocation, headers);
-      const body = hasBody(req) ? limitBody(req, this.options.maxBodySize) : null;
-      const request = (body: Readable | Buffer | null): OutgoingRequest => ({ method: req.method as string, path: req.url as string, headers, body });
-      sent =
-        body && this.options.bufferRequestBody
-          ? buffer(body).then((whole) => this.#send(res, invocation, request(whole), true))
-          : this.#send(res, invocation, request(body), true);
-    } catch (error) {
-      done();
-      return Promise.reject(error);
-    }
-    return sent.then(done, (error: unknown) => {
-      done();
-      throw error;
+    return new Promise((resolve, reject) => {
+      this.#inflight.add(invocation);
+      const done = (error?: unknown) => {
+        this.#inflight.delete(invocation);
+        invocation.onAbort(undefined);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const send = (request: OutgoingRequest, mayRetry: boolean): void =>
+        this.#exchange(res, invocation, request, (error) => {
+          if (error === undefined) done();
+          else this.#recover(res, invocation, request, mayRetry, error).then((retry) => (retry ? send(request, false) : done()), done);
+        });
+      try {
+        const headers = upstreamRequestHeaders(req, invocation.id, invocation.trace);
+        this.options.extraHeaders?.(invocation, headers);
+        const body = hasBody(req) ? limitBody(req, this.options.maxBodySize) : null;
+        const request = (body: Readable | Buffer | null): OutgoingRequest => ({ method: req.method as string, path: req.url as string, headers, body });
+        if (body && this.options.bufferRequestBody) buffer(body).then((whole) => send(request(whole), true), done);
+        else send(request(body), true);
+      } catch (error) {
+        done(error);
+      }
     });
   }
 
-  #send(res: ServerResponse, invocation: Invocation, request: OutgoingRequest, mayRetry: boolean): Promise<void> {
-    return this.#exchange(res, invocation, request).catch((error: unknown) => this.#recover(res, invocation, request, mayRetry, error));
-  }
-
-  /** After a failed exchange: retry once, or say what went wrong as a `WatchdogError`. */
-  async #recover(res: ServerResponse, invocation: Invocation, request: OutgoingRequest, mayRetry: boolean, error: unknown): Promise<void> {
-    if (invocation.aborted) return;
+  /**
+   * After a failed exchange: true to retry it once, false when nothing is left to answer, or a
+   * rejection with the `WatchdogError` to answer with.
+   */
+  async #recover(res: ServerResponse, invocation: Invocation, request: OutgoingRequest, mayRetry: boolean, error: Error): Promise<boolean> {
+    if (invocation.aborted) return false;
     if (error instanceof WatchdogError) throw error;
     if (res.headersSent) {
       res.destroy();
-      return;
+      return false;
     }
     const code = errorCode(error);
     const broken = code !== undefined && CONNECTION_ERRORS.has(code);
     if (mayRetry && broken && request.body === null && IDEMPOTENT.has(request.method)) {
       invocation.log().debug({ code }, 'upstream connection was closed under the request; retrying once');
-      return this.#send(res, invocation, request, false);
+      return true;
     }
     const exited = broken ? await this.options.blame() : undefined;
     if (exited !== undefined) throw new WatchdogError('PILOTLIGHT_UPSTREAM_EXITED', `${exited} while the request was in flight`);
-    const reason = code === 'UPSTREAM_BAD_RESPONSE' || code === undefined ? (error instanceof Error ? error.message : String(error)) : code;
+    const reason = code === 'UPSTREAM_BAD_RESPONSE' || code === undefined ? error.message : code;
     throw new WatchdogError('PILOTLIGHT_UPSTREAM_UNAVAILABLE', `upstream ${this.#describe()} failed: ${reason}`);
   }
 
   /**
    * One exchange on a pooled connection: the response head goes straight to `writeHead` and each
-   * body chunk to `res.write`, with backpressure both ways.
+   * body chunk to `res.write`, with backpressure both ways. `done` gets the error, if any.
    */
-  #exchange(res: ServerResponse, invocation: Invocation, request: OutgoingRequest): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const connection = this.#pool.acquire();
-      const onDrain = () => connection.resume();
-      invocation.onAbort((reason) => connection.abort(reason));
-      connection.send(request, {
-        onHead: (head) => {
-          // One flat array and no setHeader before it: writeHead's fast path.
-          const out = responseHead(head.headers, invocation.responseHeaders);
-          res.writeHead(head.status, out.headers);
-          // Server-Sent Events must reach the client event by event, starting with the headers.
-          if (out.eventStream) res.flushHeaders();
-          res.on('drain', onDrain);
-        },
+  #exchange(res: ServerResponse, invocation: Invocation, request: OutgoingRequest, done: (error?: Error) => void): void {
+    const connection = this.#pool.acquire();
+    let onDrain: (() => void) | undefined;
+    invocation.onAbort((reason) => connection.abort(reason));
+    connection.send(request, {
+      onHead: (head) => {
+        // One flat array and no setHeader before it: writeHead's fast path.
+        const out = responseHead(head.headers, invocation.responseHeaders);
+        res.writeHead(head.status, out.headers);
+        // Server-Sent Events must reach the client event by event, starting with the headers.
+        if (out.eventStream) res.flushHeaders();
+      },
+      onBody: (chunk, last) => {
         // The last chunk goes out with the end of the response: one write to the client, not two.
-        onBody: (chunk, last) => (last ? (res.end(chunk), true) : res.write(chunk)),
-        onComplete: () => {
-          res.off('drain', onDrain);
-          if (!res.writableEnded) res.end();
-          resolve();
-        },
-        onError: (error) => {
-          res.off('drain', onDrain);
-          reject(error);
-        },
-      });
+        if (last) {
+          res.end(chunk);
+          return true;
+        }
+        if (res.write(chunk)) return true;
+        // Listen for drain only when the client actually pushes back.
+        onDrain ??= () => connection.resume();
+        res.once('drain', onDrain);
+        return false;
+      },
+      onComplete: () => {
+        if (onDrain) res.off('drain', onDrain);
+        if (!res.writableEnded) res.end();
+        done();
+      },
+      onError: (error) => {
+        if (onDrain) res.off('drain', onDrain);
+        done(error);
+      },
     });
   }
 
