@@ -1,22 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { getJson, type HttpSetup, releaseAll, type RawResponse, send, startHttp, waitForHeld, waitUntil } from '../support/http-helpers.js';
+import { expectWatchdogError, getJson, type HttpSetup, releaseAll, send, startHttp, waitForHeld, waitUntil } from '../support/http-helpers.js';
 import { killAll } from '../support/watchdog.js';
 
 afterAll(killAll);
-
-type ErrorBody = { code: string; message: string; requestId?: string };
-
-/** Asserts `res` is an error the watchdog made (not the function), with `status` and `code`. */
-function expectWatchdogError(res: RawResponse, status: number, code: string): ErrorBody {
-  expect(res.status).toBe(status);
-  expect(res.headers['x-pilotlight-error']).toBe(code);
-  expect(res.headers['content-type']).toMatch(/^application\/json/);
-  const body = res.json<ErrorBody>();
-  expect(body.code).toBe(code);
-  expect(typeof body.message).toBe('string');
-  expect(body.message).not.toBe('');
-  return body;
-}
 
 describe('http mode: concurrency limit', () => {
   let setup: HttpSetup | undefined;

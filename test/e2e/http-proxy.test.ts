@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getJson, type HttpSetup, send, startHttp } from '../support/http-helpers.js';
+import { expectWatchdogError, getJson, type HttpSetup, send, startHttp } from '../support/http-helpers.js';
 import { killAll } from '../support/watchdog.js';
 
 afterAll(killAll);
@@ -117,6 +117,13 @@ describe('http mode: proxying', () => {
     expect(res.headers.connection ?? '').not.toMatch(/x-upstream-secret/i);
     // The watchdog may state its own keep-alive terms, never relay the upstream's.
     expect(res.headers['keep-alive']).not.toBe('timeout=5');
+  });
+
+  it('answers 502 PILOTLIGHT_UPSTREAM_BAD_RESPONSE for a response that is not HTTP/1.1, and keeps serving', async () => {
+    const res = await send(`${url}/garbage`);
+    const body = expectWatchdogError(res, 502, 'PILOTLIGHT_UPSTREAM_BAD_RESPONSE');
+    expect(body.message).toContain('invalid status line');
+    expect((await send(`${url}/`)).status).toBe(200);
   });
 
   it('sets X-Forwarded-For, -Proto and -Host, appending to a client X-Forwarded-For', async () => {

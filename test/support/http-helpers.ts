@@ -1,4 +1,5 @@
 import { type Agent, type IncomingHttpHeaders, request as httpRequest } from 'node:http';
+import { expect } from 'vitest';
 import { FIXTURES, freePort, type RunningWatchdog, type StartOptions, startWatchdog } from './watchdog.js';
 
 /** A response read in full through node:http. */
@@ -152,4 +153,19 @@ export async function waitForHeld(upstream: string, ids: readonly string[]): Pro
 /** Answers every request the http-upstream fixture holds (ignores an upstream that is gone). */
 export async function releaseAll(upstream: string): Promise<void> {
   await fetch(`${upstream}/release`).then((r) => r.body?.cancel(), () => undefined);
+}
+
+/** A watchdog error's JSON body. */
+export type ErrorBody = { code: string; message: string; requestId?: string };
+
+/** Asserts `res` is an error the watchdog made (not the function), with `status` and `code`. */
+export function expectWatchdogError(res: RawResponse, status: number, code: string): ErrorBody {
+  expect(res.status).toBe(status);
+  expect(res.headers['x-pilotlight-error']).toBe(code);
+  expect(res.headers['content-type']).toMatch(/^application\/json/);
+  const body = res.json<ErrorBody>();
+  expect(body.code).toBe(code);
+  expect(typeof body.message).toBe('string');
+  expect(body.message).not.toBe('');
+  return body;
 }

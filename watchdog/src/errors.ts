@@ -20,6 +20,7 @@ export const ERRORS = {
   PILOTLIGHT_EXEC_TIMEOUT: { status: 504, summary: 'The function did not answer within the exec timeout (or `X-Timeout`); fork modes killed its process group.' },
   PILOTLIGHT_WRITE_TIMEOUT: { status: null, summary: 'The response was not written within `write_timeout`; the connection was cut.' },
   PILOTLIGHT_UPSTREAM_UNAVAILABLE: { status: 502, summary: 'The `http` mode upstream refused or dropped the connection.' },
+  PILOTLIGHT_UPSTREAM_BAD_RESPONSE: { status: 502, summary: 'The upstream answered with something that is not valid HTTP/1.1; the message says what.' },
   PILOTLIGHT_UPSTREAM_EXITED: { status: 502, summary: 'The `http` mode process exited while the request was in flight; the message names the exit code or signal.' },
   PILOTLIGHT_UPSTREAM_RESTARTS: { status: null, summary: 'The `http` mode process exited and is being restarted with backoff.' },
   PILOTLIGHT_FUNCTION_FAILED: { status: 500, summary: 'A fork-mode process exited non-zero or by a signal before answering.' },

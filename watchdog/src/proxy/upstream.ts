@@ -7,6 +7,7 @@ import { limitBody } from './body-limit.js';
 import type { OutgoingRequest, UpstreamTarget } from './connection.js';
 import { hasBody, responseHead, upstreamRequestHeaders } from './headers.js';
 import { ConnectionPool } from './pool.js';
+import { ResponseParseError } from './response-parser.js';
 
 /** How to reach an upstream and what to do with request bodies. */
 export interface UpstreamOptions {
@@ -133,7 +134,8 @@ export class Upstream {
     }
     const exited = broken ? await this.options.blame() : undefined;
     if (exited !== undefined) throw new WatchdogError('PILOTLIGHT_UPSTREAM_EXITED', `${exited} while the request was in flight`);
-    const reason = code === 'UPSTREAM_BAD_RESPONSE' || code === undefined ? error.message : code;
+    if (error instanceof ResponseParseError) throw new WatchdogError('PILOTLIGHT_UPSTREAM_BAD_RESPONSE', `upstream ${this.#describe()} sent an invalid response: ${error.message}`);
+    const reason = code ?? error.message;
     throw new WatchdogError('PILOTLIGHT_UPSTREAM_UNAVAILABLE', `upstream ${this.#describe()} failed: ${reason}`);
   }
 
