@@ -1,14 +1,17 @@
 // Pool benchmark: how fast does a pre-started generic instance become a function?
 // Starts generic instances (watchdog + Node runtime, no code), specializes each with
 // examples/hello-ts and times specialize-request → first 200 response; then times full cold
-// starts of the same function (process start → first 200) for comparison.
+// starts of the same function (process start → first 200) for comparison. Each request goes over
+// a connection of its own, as the platform's specializer and its router are different clients.
+// `--later MS` also times a request sent MS after the first one: the same path with nothing left
+// to warm, the floor the first request is measured against. `--cold 0` skips the cold starts.
 //
-//   node bench/pool.mjs [--instances 50] [--batch 10] [--cold 20] [--settle 2000]
+//   node bench/pool.mjs [--instances 50] [--batch 10] [--cold 20] [--settle 2000] [--later 0]
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { request } from 'undici';
+import { Client } from 'undici';
 
 const { values } = parseArgs({
   options: {
@@ -16,12 +19,14 @@ const { values } = parseArgs({
     batch: { type: 'string', default: '10' },
     cold: { type: 'string', default: '20' },
     settle: { type: 'string', default: '2000' },
+    later: { type: 'string', default: '0' },
   },
 });
 const INSTANCES = Number(values.instances);
 const BATCH = Number(values.batch);
 const COLD = Number(values.cold);
 const SETTLE_MS = Number(values.settle);
+const LATER_MS = Number(values.later);
 const BIN = fileURLToPath(new URL('../watchdog/bin/pilotlight.js', import.meta.url));
 const HELLO = fileURLToPath(new URL('../examples/hello-ts', import.meta.url));
 
@@ -53,11 +58,28 @@ function startWatchdog(env, wantState) {
   });
 }
 
-async function hello(port) {
-  const { statusCode, body } = await request(`http://127.0.0.1:${port}/`, { method: 'POST', headers: { name: 'world' } });
-  const text = await body.text();
-  return statusCode === 200 && text === 'hello world' ? 200 : statusCode;
+const HELLO_REQUEST = { path: '/', method: 'POST', headers: { name: 'world' } };
+
+/** One request: `{ statusCode, text }`. */
+async function send(client, options) {
+  const { statusCode, body } = await client.request(options);
+  return { statusCode, text: await body.text() };
 }
+
+/**
+ * One request over a new connection. The connection stays open until `clients` are closed, so
+ * that no instance handles a client's leaving while it is timed.
+ */
+function sendNew(port, options, clients) {
+  const client = new Client(`http://127.0.0.1:${port}`);
+  clients.push(client);
+  return send(client, options);
+}
+
+/** 200 for `hello world`, else the status. */
+const helloStatus = ({ statusCode, text }) => (statusCode === 200 && text === 'hello world' ? 200 : statusCode);
+
+const closeAll = (clients) => Promise.all(clients.splice(0).map((client) => client.close()));
 
 function stop(children) {
   return Promise.all(
@@ -73,6 +95,7 @@ function stop(children) {
 }
 
 function stats(samples) {
+  if (samples.length === 0) return undefined;
   const sorted = [...samples].sort((a, b) => a - b);
   const at = (q) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
   const mean = sorted.reduce((a, b) => a + b, 0) / sorted.length;
@@ -83,31 +106,55 @@ const fmt = (x) => x.toFixed(1);
 
 async function poolRun() {
   const total = [];
+  const specialized = [];
   const inWatchdog = [];
+  const inRuntime = [];
+  const first = [];
+  const later = [];
   for (let done = 0; done < INSTANCES; done += BATCH) {
     const size = Math.min(BATCH, INSTANCES - done);
     const instances = await Promise.all(Array.from({ length: size }, () => startWatchdog({ PILOTLIGHT_RUNTIME: 'node' }, 'generic')));
     // A pool instance waits, started long before it is used: let the batch finish starting (and
     // warming) so one instance's specialization is not timed against nine others still booting.
     await new Promise((r) => setTimeout(r, SETTLE_MS));
+    const clients = [];
     for (const { port } of instances) {
       const started = performance.now();
-      const res = await request(`http://127.0.0.1:${port}/_/specialize`, {
+      const res = await sendNew(port, {
+        path: '/_/specialize',
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ path: HELLO, function: 'hello' }),
-      });
-      const answer = await res.body.json();
-      if (res.statusCode !== 200) throw new Error(`specialize answered ${res.statusCode}: ${JSON.stringify(answer)}`);
-      const status = await hello(port);
-      const elapsed = performance.now() - started;
+      }, clients);
+      const answer = JSON.parse(res.text);
+      const answered = performance.now();
+      if (res.statusCode !== 200) throw new Error(`specialize answered ${res.statusCode}: ${res.text}`);
+      const status = helloStatus(await sendNew(port, HELLO_REQUEST, clients));
+      const done = performance.now();
       if (status !== 200) throw new Error(`first request answered ${status}`);
-      total.push(elapsed);
+      total.push(done - started);
+      specialized.push(answered - started);
       inWatchdog.push(answer.specializeMs);
+      inRuntime.push(answer.loadMs);
+      first.push(done - answered);
+      if (LATER_MS > 0) {
+        await new Promise((r) => setTimeout(r, LATER_MS));
+        const sent = performance.now();
+        if (helloStatus(await sendNew(port, HELLO_REQUEST, clients)) !== 200) throw new Error('the later request failed');
+        later.push(performance.now() - sent);
+      }
     }
+    await closeAll(clients);
     await stop(instances.map((i) => i.child));
   }
-  return { total: stats(total), inWatchdog: stats(inWatchdog) };
+  return {
+    total: stats(total),
+    specialized: stats(specialized),
+    inWatchdog: stats(inWatchdog),
+    inRuntime: stats(inRuntime),
+    first: stats(first),
+    later: stats(later),
+  };
 }
 
 async function coldRun() {
@@ -115,13 +162,15 @@ async function coldRun() {
   for (let i = 0; i < COLD; i++) {
     const started = performance.now();
     const { child, port } = await startWatchdog({ PILOTLIGHT_RUNTIME: 'node', PILOTLIGHT_FUNCTION_DIR: HELLO });
+    const client = new Client(`http://127.0.0.1:${port}`);
     // Poll for the first 200: the time a cold request would wait.
     for (;;) {
-      const status = await hello(port).catch(() => 0);
+      const status = await send(client, HELLO_REQUEST).then(helloStatus, () => 0);
       if (status === 200) break;
       await new Promise((r) => setTimeout(r, 2));
     }
     samples.push(performance.now() - started);
+    await client.close();
     await stop([child]);
   }
   return stats(samples);
@@ -130,9 +179,16 @@ async function coldRun() {
 const pool = await poolRun();
 const cold = await coldRun();
 console.log(`pool: ${INSTANCES} generic instances (batches of ${BATCH}), specialize → first 200`);
+const line = (what, s) => `${what}: p50 ${fmt(s.p50)} ms  p99 ${fmt(s.p99)} ms`;
 console.log(`  total (client): p50 ${fmt(pool.total.p50)} ms  p99 ${fmt(pool.total.p99)} ms  mean ${fmt(pool.total.mean)} ms  max ${fmt(pool.total.max)} ms`);
-console.log(`  specializeMs (watchdog): p50 ${fmt(pool.inWatchdog.p50)} ms  p99 ${fmt(pool.inWatchdog.p99)} ms`);
-console.log(`cold: ${COLD} full starts, process start → first 200`);
-console.log(`  p50 ${fmt(cold.p50)} ms  p99 ${fmt(cold.p99)} ms  mean ${fmt(cold.mean)} ms`);
-console.log(`ratio cold/pool p50: ${(cold.p50 / pool.total.p50).toFixed(1)}x`);
+console.log(`    ${line('specialize answered (client)', pool.specialized)}`);
+console.log(`      ${line('specializeMs (watchdog)', pool.inWatchdog)}`);
+console.log(`        ${line('loadMs (runtime)', pool.inRuntime)}`);
+console.log(`    ${line('first request (client)', pool.first)}`);
+if (pool.later) console.log(`  ${line(`a request ${LATER_MS} ms later, for reference`, pool.later)}`);
+if (cold) {
+  console.log(`cold: ${COLD} full starts, process start → first 200`);
+  console.log(`  p50 ${fmt(cold.p50)} ms  p99 ${fmt(cold.p99)} ms  mean ${fmt(cold.mean)} ms`);
+  console.log(`ratio cold/pool p50: ${(cold.p50 / pool.total.p50).toFixed(1)}x`);
+}
 console.log(JSON.stringify({ pool, cold }));

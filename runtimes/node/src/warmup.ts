@@ -1,45 +1,36 @@
-import { request } from 'node:http';
-import Koa from 'koa';
-import { Body, Controller, HeaderParam, Post, QueryParam, useKoaServer } from 'routing-controllers';
-import type { RequestListener } from 'node:http';
+import { request, type RequestListener } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { loadFunction } from './load.js';
 
-/** A controller that exists only to run routing-controllers' request path once before any user code. */
-class WarmupController {
-  handle(name: string, verbose: string | undefined, body: unknown): string {
-    return `${name}${verbose ?? ''}${JSON.stringify(body)}`;
-  }
+/** The directory of the runtime's own warm-up function (warm/index.ts). */
+const WARM_FUNCTION = fileURLToPath(new URL('./warm/', import.meta.url));
+
+/**
+ * Loads the warm-up function the way a user's is loaded: imported through the ESM loader and
+ * the shared-package resolve hook, served by the SDK's stack (invocation context, Koa,
+ * routing-controllers).
+ */
+export async function warmupListener(): Promise<RequestListener> {
+  return (await loadFunction({ root: WARM_FUNCTION, function: 'pilotlight-warm-up' })).listener;
 }
 
-// Decorators are plain functions; applied by hand, the runtime needs no decorator compilation.
-Controller('/_pilotlight_warmup')(WarmupController);
-const descriptor = Object.getOwnPropertyDescriptor(WarmupController.prototype, 'handle') as PropertyDescriptor;
-Post('/')(WarmupController.prototype, 'handle', descriptor);
-HeaderParam('name')(WarmupController.prototype, 'handle', 0);
-QueryParam('verbose')(WarmupController.prototype, 'handle', 1);
-Body()(WarmupController.prototype, 'handle', 2);
-
-/** The Koa + routing-controllers listener the warm-up request goes through. */
-export function warmupListener(): RequestListener {
-  const app = new Koa();
-  app.silent = true;
-  useKoaServer(app, { controllers: [WarmupController], defaultErrorHandler: false });
-  return app.callback();
+function send(socketPath: string, path: string, headers: Record<string, string>, body: string | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath, path, method: 'POST', headers }, (res) => {
+      res.resume();
+      res.on('end', resolve);
+    });
+    req.on('error', () => resolve());
+    req.end(body);
+  });
 }
 
 /**
- * Sends one request over the runtime's own socket, so that the first request of the real
- * function does not pay for compiling Node's HTTP server, Koa and routing-controllers' paths.
+ * Sends requests over the runtime's own socket, so that the first request of the real function
+ * does not pay for compiling Node's HTTP server, the SDK's stack and routing-controllers' paths:
+ * one with a JSON body, one without (the two ways through Koa's body parsing).
  */
-export function warmUp(socketPath: string): Promise<void> {
-  return new Promise((resolve) => {
-    const req = request(
-      { socketPath, path: '/_pilotlight_warmup/?verbose=1', method: 'POST', headers: { name: 'warm', 'content-type': 'application/json' } },
-      (res) => {
-        res.resume();
-        res.on('end', resolve);
-      },
-    );
-    req.on('error', () => resolve());
-    req.end('{"warm":true}');
-  });
+export async function warmUp(socketPath: string): Promise<void> {
+  await send(socketPath, '/_pilotlight_warmup/?n=1', { name: 'warm', 'content-type': 'application/json' }, '{"warm":true}');
+  await send(socketPath, '/_pilotlight_warmup/', { name: 'warm' }, undefined);
 }
