@@ -7,7 +7,7 @@ import { parseDuration } from './config/parsers.js';
 import { sendError, WatchdogError } from './errors.js';
 import { Invocation } from './invocation.js';
 import type { Lifecycle, State } from './lifecycle.js';
-import { bodyTooLarge } from './proxy/body-limit.js';
+import { bodyTooLarge, drainRefusedBody } from './proxy/body-limit.js';
 import type { Metrics } from './metrics.js';
 import type { Runner } from './runners/runner.js';
 import type { LoadEstimator } from './scale/estimator.js';
@@ -49,7 +49,8 @@ function setIds(res: ServerResponse, requestId: string, traceparent: string): vo
 }
 
 /** Answers a request a runner had taken with a watchdog error, if nothing was sent yet. */
-function answerError(res: ServerResponse, invocation: Invocation, error: WatchdogError): void {
+function answerError(req: IncomingMessage, res: ServerResponse, invocation: Invocation, error: WatchdogError): void {
+  if (error.code === 'PILOTLIGHT_BODY_TOO_LARGE') drainRefusedBody(req);
   if (!res.headersSent) invocation.setResponseHeaders(res);
   sendError(res, error, invocation.id);
 }
@@ -152,6 +153,7 @@ export class Listener {
   /** Answers a request the watchdog refuses itself, and counts it. */
   #reject(req: IncomingMessage, res: ServerResponse, span: ServerSpan, started: number, requestId: string, error: WatchdogError): void {
     if (!res.headersSent) setIds(res, requestId, span.context.traceparent);
+    if (error.code === 'PILOTLIGHT_BODY_TOO_LARGE') drainRefusedBody(req);
     sendError(res, error, requestId);
     this.deps.metrics.rejected(error.code);
     this.#record(req, res, span, started);
@@ -184,7 +186,7 @@ export class Listener {
     const invocation = new Invocation(requestId, span.context, timeout > 0 ? Date.now() + timeout : undefined, logger, (error) => {
       metrics.rejected(error.code);
       if (error.code === 'PILOTLIGHT_WRITE_TIMEOUT') res.destroy();
-      else answerError(res, invocation, error);
+      else answerError(req, res, invocation, error);
       invocation.log().warn({ code: error.code }, error.message);
     });
     // With an exec timeout, write_timeout is at least as long (config enforces it), so one timer
@@ -227,7 +229,7 @@ export class Listener {
         const known = error instanceof WatchdogError ? error : new WatchdogError('PILOTLIGHT_INTERNAL', 'the watchdog failed to serve this request');
         if (known !== error) invocation.log().error({ err: error, code: known.code }, 'request failed inside the watchdog');
         metrics.rejected(known.code);
-        answerError(res, invocation, known);
+        answerError(req, res, invocation, known);
       }
       settle();
     });

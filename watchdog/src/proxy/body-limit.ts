@@ -4,11 +4,25 @@ import { WatchdogError } from '../errors.js';
 
 /** The 413 for a body over `limit` bytes. */
 export function bodyTooLarge(limit: number): WatchdogError {
-  return new WatchdogError(
-    'PILOTLIGHT_BODY_TOO_LARGE',
-    `request body is larger than the limit of ${limit} bytes (max_body_size)`,
-    { connection: 'close' },
-  );
+  return new WatchdogError('PILOTLIGHT_BODY_TOO_LARGE', `request body is larger than the limit of ${limit} bytes (max_body_size)`);
+}
+
+/** How long a client refused a body may go on sending it before its connection is cut. */
+const LINGER_MS = 2_000;
+
+/**
+ * After a refusal sent before the request body was read: reads and drops the rest of the body
+ * so the client can finish sending and read the answer. Closing at once would leave its unread
+ * bytes in the kernel, which then resets the connection, and a client still writing sees the
+ * reset instead of the 413. A body that keeps coming past LINGER_MS has its connection cut.
+ */
+export function drainRefusedBody(req: IncomingMessage): void {
+  if (req.complete) return;
+  const cut = setTimeout(() => req.socket.destroy(), LINGER_MS);
+  cut.unref();
+  req.once('end', () => clearTimeout(cut));
+  req.socket.once('close', () => clearTimeout(cut));
+  req.resume();
 }
 
 /**
