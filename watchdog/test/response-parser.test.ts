@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type ParsedHead, ResponseParser } from '../src/proxy/response-parser.js';
+import { type ParsedHead, ResponseParseError, ResponseParser } from '../src/proxy/response-parser.js';
 
 interface Seen {
   head?: ParsedHead;
@@ -123,5 +123,38 @@ describe('ResponseParser', () => {
       expect(parser.complete).toBe(true);
     }
     expect(bodies).toEqual(['one', 'two']);
+  });
+
+  it('only ever fails with a ResponseParseError on mangled input, however it is split', () => {
+    const valid = [
+      'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n',
+      'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 204 No Content\r\nConnection: keep-alive\r\n\r\n',
+    ];
+    // A fixed-seed generator: the same mangled inputs on every run.
+    let seed = 42;
+    const random = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed % n;
+    };
+    for (let round = 0; round < 3_000; round++) {
+      const bytes = [...Buffer.from(valid[round % valid.length] as string, 'latin1')];
+      for (let edits = 1 + random(4); edits > 0; edits--) {
+        const at = random(bytes.length);
+        const kind = random(3);
+        if (kind === 0) bytes[at] = random(256);
+        else if (kind === 1) bytes.splice(at, 1);
+        else bytes.splice(at, 0, random(256));
+      }
+      const data = Buffer.from(bytes);
+      const parser = new ResponseParser();
+      parser.reset('GET', { onHead: () => {}, onBody: () => {}, onComplete: () => {} });
+      const step = 1 + random(8);
+      try {
+        for (let at = 0; at < data.length; at += step) parser.execute(data.subarray(at, at + step));
+      } catch (error) {
+        expect(error, data.toString('latin1')).toBeInstanceOf(ResponseParseError);
+      }
+    }
   });
 });
