@@ -3,6 +3,12 @@ import type { Logger } from 'pino';
 import type { WatchdogError } from './errors.js';
 import type { TraceContext } from './tracing.js';
 
+/** Sets a response's request id and `traceresponse` with `setHeader`. */
+export function setResponseIds(res: ServerResponse, requestId: string, traceparent: string): void {
+  res.setHeader('x-request-id', requestId);
+  res.setHeader('traceresponse', traceparent);
+}
+
 /**
  * One request as the runners see it. Travels explicitly; nothing about it is module state.
  *
@@ -37,8 +43,7 @@ export class Invocation {
 
   /** Sets `responseHeaders` on `res`, for runners that build their head with `setHeader`. */
   setResponseHeaders(res: ServerResponse): void {
-    res.setHeader('x-request-id', this.id);
-    res.setHeader('traceresponse', this.trace.traceparent);
+    setResponseIds(res, this.id, this.trace.traceparent);
   }
 
   /** True once the request was aborted: exec timeout, client gone, upstream died, shutdown. */

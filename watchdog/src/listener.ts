@@ -5,7 +5,7 @@ import type { Admission } from './admission.js';
 import type { Config } from './config/settings.js';
 import { parseDuration } from './config/parsers.js';
 import { sendError, WatchdogError } from './errors.js';
-import { Invocation } from './invocation.js';
+import { Invocation, setResponseIds } from './invocation.js';
 import type { Lifecycle, State } from './lifecycle.js';
 import { bodyTooLarge, drainRefusedBody } from './proxy/body-limit.js';
 import type { Metrics } from './metrics.js';
@@ -42,17 +42,11 @@ const NOT_SERVING: Record<Exclude<State, 'ready'>, () => WatchdogError> = {
   failed: () => new WatchdogError('PILOTLIGHT_FAILED', 'the function process could not be kept running; this instance is failed'),
 };
 
-/** The response ids for a request the watchdog answers before any runner is involved. */
-function setIds(res: ServerResponse, requestId: string, traceparent: string): void {
-  res.setHeader('x-request-id', requestId);
-  res.setHeader('traceresponse', traceparent);
-}
-
-/** Answers a request a runner had taken with a watchdog error, if nothing was sent yet. */
-function answerError(req: IncomingMessage, res: ServerResponse, invocation: Invocation, error: WatchdogError): void {
+/** Answers with a watchdog error (the ids only if nothing was sent yet). */
+function answerError(req: IncomingMessage, res: ServerResponse, requestId: string, traceparent: string, error: WatchdogError): void {
   if (error.code === 'PILOTLIGHT_BODY_TOO_LARGE') drainRefusedBody(req);
-  if (!res.headersSent) invocation.setResponseHeaders(res);
-  sendError(res, error, invocation.id);
+  if (!res.headersSent) setResponseIds(res, requestId, traceparent);
+  sendError(res, error, requestId);
 }
 
 /**
@@ -152,9 +146,7 @@ export class Listener {
 
   /** Answers a request the watchdog refuses itself, and counts it. */
   #reject(req: IncomingMessage, res: ServerResponse, span: ServerSpan, started: number, requestId: string, error: WatchdogError): void {
-    if (!res.headersSent) setIds(res, requestId, span.context.traceparent);
-    if (error.code === 'PILOTLIGHT_BODY_TOO_LARGE') drainRefusedBody(req);
-    sendError(res, error, requestId);
+    answerError(req, res, requestId, span.context.traceparent, error);
     this.deps.metrics.rejected(error.code);
     this.#record(req, res, span, started);
   }
@@ -186,7 +178,7 @@ export class Listener {
     const invocation = new Invocation(requestId, span.context, timeout > 0 ? Date.now() + timeout : undefined, logger, (error) => {
       metrics.rejected(error.code);
       if (error.code === 'PILOTLIGHT_WRITE_TIMEOUT') res.destroy();
-      else answerError(req, res, invocation, error);
+      else answerError(req, res, requestId, span.context.traceparent, error);
       invocation.log().warn({ code: error.code }, error.message);
     });
     // With an exec timeout, write_timeout is at least as long (config enforces it), so one timer
@@ -229,7 +221,7 @@ export class Listener {
         const known = error instanceof WatchdogError ? error : new WatchdogError('PILOTLIGHT_INTERNAL', 'the watchdog failed to serve this request');
         if (known !== error) invocation.log().error({ err: error, code: known.code }, 'request failed inside the watchdog');
         metrics.rejected(known.code);
-        answerError(req, res, invocation, known);
+        answerError(req, res, requestId, span.context.traceparent, known);
       }
       settle();
     });

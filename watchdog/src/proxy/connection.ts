@@ -43,7 +43,6 @@ export class UpstreamConnection {
   #detachBody: (() => void) | undefined;
   #requestSent = false;
   #error: Error | undefined;
-  #closed = false;
   /** Exchanges this connection completed; above 0 it is a reused connection. */
   served = 0;
   /** When it last became idle (performance.now()), and how long it may stay idle, ms. */
@@ -83,7 +82,6 @@ export class UpstreamConnection {
       this.#error ??= error;
     });
     socket.on('close', () => {
-      this.#closed = true;
       if (this.#handler) {
         try {
           this.#parser.finish();
@@ -204,7 +202,7 @@ export class UpstreamConnection {
     if (!handler) return;
     // An upstream may answer before it has read the whole request body; the answer goes out
     // at once, and a connection with a body half sent cannot carry another exchange.
-    const reusable = this.#requestSent && this.#parser.reusable && this.idleLimit > 0 && !this.#closed;
+    const reusable = this.#requestSent && this.#parser.reusable && this.idleLimit > 0 && !this.#socket.destroyed;
     this.#handler = undefined;
     this.#detachBody?.();
     if (reusable) {
