@@ -6,16 +6,19 @@
 // `--later MS` also times a request sent MS after the first one: the same path with nothing left
 // to warm, the floor the first request is measured against. `--cold 0` skips the cold starts.
 //
-//   node bench/pool.mjs [--instances 50] [--batch 10] [--cold 20] [--settle 2000] [--later 0]
+//   node bench/pool.mjs [--instances 100] [--batch 10] [--cold 20] [--settle 2000] [--later 0]
 import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client } from 'undici';
 
 const { values } = parseArgs({
   options: {
-    instances: { type: 'string', default: '50' },
+    instances: { type: 'string', default: '100' },
     batch: { type: 'string', default: '10' },
     cold: { type: 'string', default: '20' },
     settle: { type: 'string', default: '2000' },
@@ -33,29 +36,42 @@ const HELLO = fileURLToPath(new URL('../examples/hello-ts', import.meta.url));
 // Every Node start pays for NODE_EXTRA_CA_CERTS; production images don't set it.
 const { NODE_EXTRA_CA_CERTS: _unused, ...baseEnv } = process.env;
 
-/** Starts a watchdog and resolves once it logs its port (and the state wanted, if any). */
-function startWatchdog(env, wantState) {
+// Each instance logs to a file, as a container's logs go to its runtime and not to the client:
+// the bench process, which is the client, must not spend the timed milliseconds parsing log lines.
+const LOGS = mkdtempSync(join(tmpdir(), 'pilotlight-pool-bench-'));
+let started = 0;
+
+/** The records of a JSON log file so far. */
+function records(file) {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line)];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/** Starts a watchdog and resolves once it has logged its port (and the state wanted, if any). */
+async function startWatchdog(env, wantState) {
+  const file = join(LOGS, `instance-${started++}.log`);
+  const out = openSync(file, 'w');
   const child = spawn(process.execPath, [BIN], {
     env: { ...baseEnv, PILOTLIGHT_PORT: '0', PILOTLIGHT_HOST: '127.0.0.1', PILOTLIGHT_SUPPRESS_LOCK: 'true', PILOTLIGHT_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', out, 'inherit'],
   });
-  return new Promise((resolve, reject) => {
-    let port;
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      let record;
-      try {
-        record = JSON.parse(line);
-      } catch {
-        return;
-      }
-      if (record.port && !port) {
-        port = record.port;
-        if (!wantState) resolve({ child, port });
-      }
-      if (wantState && record.state === wantState) resolve({ child, port });
-    });
-    child.once('exit', (code) => reject(new Error(`watchdog exited with ${code}`)));
-  });
+  closeSync(out);
+  let exited;
+  child.once('exit', (code) => (exited = code));
+  for (;;) {
+    if (exited !== undefined) throw new Error(`watchdog exited with ${exited}; its log is ${file}`);
+    const seen = records(file);
+    const port = seen.find((record) => record.port)?.port;
+    if (port && (!wantState || seen.some((record) => record.state === wantState))) return { child, port };
+    await new Promise((r) => setTimeout(r, 2));
+  }
 }
 
 const HELLO_REQUEST = { path: '/', method: 'POST', headers: { name: 'world' } };
@@ -176,6 +192,23 @@ async function coldRun() {
   return stats(samples);
 }
 
+/**
+ * Runs the bench's own client code (undici, a connection per request) against a local server
+ * before anything is timed: otherwise the first instance's sample pays for compiling the client.
+ */
+async function warmClient() {
+  const server = createServer((req, res) => req.resume().on('end', () => res.end('hello world')));
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const clients = [];
+  for (let i = 0; i < 20; i++) {
+    await sendNew(server.address().port, { ...HELLO_REQUEST, headers: { 'content-type': 'application/json' }, body: '{}' }, clients);
+    helloStatus(await sendNew(server.address().port, HELLO_REQUEST, clients));
+  }
+  await closeAll(clients);
+  await new Promise((resolve) => server.close(resolve));
+}
+
+await warmClient();
 const pool = await poolRun();
 const cold = await coldRun();
 console.log(`pool: ${INSTANCES} generic instances (batches of ${BATCH}), specialize → first 200`);
@@ -192,3 +225,4 @@ if (cold) {
   console.log(`ratio cold/pool p50: ${(cold.p50 / pool.total.p50).toFixed(1)}x`);
 }
 console.log(JSON.stringify({ pool, cold }));
+rmSync(LOGS, { recursive: true, force: true });

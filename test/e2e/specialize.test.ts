@@ -349,6 +349,14 @@ describe('one generic instance through every refusal, then a good specialization
     expectError(shapeless, 422, 'PILOTLIGHT_LOAD_FAILED');
     expect(shapeless.body.reason).toBe('PILOTLIGHT_NO_HANDLER');
     await expectGeneric(watchdog, { healthy: false });
+    const broken = makeArchive('tar.gz', [
+      { name: 'package.json', data: '{ "main": ' },
+      { name: 'index.mjs', data: 'export default () => 1;' },
+    ]);
+    const unreadable = await specialize(watchdog, { archive: broken.toString('base64'), format: 'tar.gz' });
+    expectError(unreadable, 422, 'PILOTLIGHT_LOAD_FAILED');
+    expect(unreadable.body.message).toMatch(/package\.json is not valid JSON .*: fix it or remove it/);
+    await expectGeneric(watchdog, { healthy: false });
   });
 
   it('504 PILOTLIGHT_SPECIALIZE_TIMEOUT', async () => {

@@ -1,10 +1,11 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 
-/** The file to import and, optionally, the export to use. */
+/** The file to import, optionally the export to use, and the package's version if it has one. */
 export interface Entry {
   readonly file: string;
   readonly exportName: string | undefined;
+  readonly version: string | undefined;
 }
 
 /** A load that cannot succeed for a reason the function's author can fix. */
@@ -34,6 +35,17 @@ function inside(root: string, path: string): boolean {
   return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
 }
 
+/** The fields of the function's package.json the runtime uses; empty without one. */
+function readPackage(root: string): { main?: unknown; version?: unknown } {
+  const path = join(root, 'package.json');
+  if (!existsSync(path)) return {};
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as { main?: unknown; version?: unknown };
+  } catch (error) {
+    throw new LoadError('PILOTLIGHT_LOAD_FAILED', `${path} is not valid JSON (${(error as Error).message}): fix it or remove it`);
+  }
+}
+
 /**
  * Finds the module to load in `root`. `entrypoint` is a module path (`dist/index.js`, `handler`)
  * or `file.export` (`handler.main`); without one, package.json's `main`, then `index.{js,mjs,cjs}`.
@@ -43,6 +55,7 @@ export function resolveEntry(rootDir: string, entrypoint: string | undefined): E
   if (!existsSync(root) || !statSync(root).isDirectory()) {
     throw new LoadError('PILOTLIGHT_CODE_MISSING', `the function's directory ${root} does not exist`);
   }
+  const pkg = readPackage(root);
   let base: string | undefined;
   let exportName: string | undefined;
   if (entrypoint !== undefined) {
@@ -53,12 +66,7 @@ export function resolveEntry(rootDir: string, entrypoint: string | undefined): E
       exportName = entrypoint.slice(dot + 1);
     }
   } else {
-    const pkgPath = join(root, 'package.json');
-    if (existsSync(pkgPath)) {
-      const main = (JSON.parse(readFileSync(pkgPath, 'utf8')) as { main?: unknown }).main;
-      if (typeof main === 'string') base = main;
-    }
-    base ??= 'index';
+    base = typeof pkg.main === 'string' ? pkg.main : 'index';
   }
   const file = findFile(root, base.replace(/^\.\//, ''));
   if (!file) {
@@ -68,5 +76,5 @@ export function resolveEntry(rootDir: string, entrypoint: string | undefined): E
     );
   }
   if (!inside(root, file)) throw new LoadError('PILOTLIGHT_NO_ENTRYPOINT', `entrypoint ${entrypoint} is outside ${root}`);
-  return { file, exportName };
+  return { file, exportName, version: typeof pkg.version === 'string' ? pkg.version : undefined };
 }

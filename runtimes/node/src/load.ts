@@ -1,5 +1,3 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FunctionShapeError, serveModule, type ServedFunction } from '@pilotlight/sdk/serve';
 import { LoadError, resolveEntry } from './entry.js';
@@ -11,15 +9,6 @@ export interface LoadRequest {
   readonly function?: string;
   readonly instance?: string;
   readonly env?: Readonly<Record<string, string>>;
-}
-
-function versionOf(root: string): string | undefined {
-  const fromEnv = process.env.PILOTLIGHT_FUNCTION_VERSION ?? process.env.K_REVISION;
-  if (fromEnv) return fromEnv;
-  const pkg = join(root, 'package.json');
-  if (!existsSync(pkg)) return undefined;
-  const version = (JSON.parse(readFileSync(pkg, 'utf8')) as { version?: unknown }).version;
-  return typeof version === 'string' ? version : undefined;
 }
 
 /**
@@ -39,7 +28,7 @@ export async function loadFunction(request: LoadRequest): Promise<ServedFunction
     });
   }
   try {
-    const fn = serveModule(mod, entry.exportName, { name: request.function, version: versionOf(request.root), instance: request.instance }, entry.file);
+    const fn = serveModule(mod, entry.exportName, { name: request.function, version: process.env.PILOTLIGHT_FUNCTION_VERSION ?? process.env.K_REVISION ?? entry.version, instance: request.instance }, entry.file);
     await fn.initialize();
     return fn;
   } catch (error) {

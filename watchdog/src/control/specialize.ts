@@ -8,7 +8,7 @@ import type { Config } from '../config/settings.js';
 import { sendError, WatchdogError } from '../errors.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { RuntimeRunner } from '../runners/runtime.js';
-import { materialize } from '../specialize/source.js';
+import { type CodeSource, materialize } from '../specialize/source.js';
 import { parseSpecializeRequest } from '../specialize/request.js';
 
 /** What the instance knows about its function, set by specialization. */
@@ -71,6 +71,27 @@ async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   }
 }
 
+/**
+ * Downloads and unpacks an archive or url source, abandoned at `specialize_timeout`. A path source
+ * needs none of this, and none of its cost in the specialization a request waits on.
+ */
+async function unpackWithin(request: CodeSource, config: Config): Promise<string> {
+  const timeout = new AbortController();
+  const timer =
+    config.specializeTimeout > 0
+      ? setTimeout(
+          () => timeout.abort(new WatchdogError('PILOTLIGHT_SPECIALIZE_TIMEOUT', `specialization took longer than ${config.specializeTimeout} ms`)),
+          config.specializeTimeout,
+        )
+      : undefined;
+  try {
+    const deadline = new Promise<never>((_, reject) => timeout.signal.addEventListener('abort', () => reject(timeout.signal.reason)));
+    return await Promise.race([materialize(request, { maxBytes: config.maxCodeSize, maxEntries: config.maxCodeEntries }, timeout.signal), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function specialize(req: IncomingMessage, res: ServerResponse, deps: SpecializeDeps): Promise<void> {
   const { config, lifecycle, identity, logger } = deps;
   authorize(req, config.adminToken);
@@ -83,20 +104,10 @@ async function specialize(req: IncomingMessage, res: ServerResponse, deps: Speci
   const { request } = parsed;
   const started = performance.now();
   lifecycle.set('specializing');
-  const timeout = new AbortController();
-  const timer =
-    config.specializeTimeout > 0
-      ? setTimeout(
-          () => timeout.abort(new WatchdogError('PILOTLIGHT_SPECIALIZE_TIMEOUT', `specialization took longer than ${config.specializeTimeout} ms`)),
-          config.specializeTimeout,
-        )
-      : undefined;
   // Code the watchdog unpacked is its to delete once it is of no use.
   let unpacked: string | undefined;
   try {
-    const deadline = new Promise<never>((_, reject) => timeout.signal.addEventListener('abort', () => reject(timeout.signal.reason)));
-    const root = await Promise.race([materialize(request, { maxBytes: config.maxCodeSize, maxEntries: config.maxCodeEntries }, timeout.signal), deadline]);
-    if (!('path' in request)) unpacked = root;
+    const root = 'path' in request ? request.path : (unpacked = await unpackWithin(request, config));
     const remaining = config.specializeTimeout > 0 ? Math.max(1, config.specializeTimeout - (performance.now() - started)) : 0;
     const loaded = await (deps.runtime as RuntimeRunner).load(
       { root, entrypoint: request.entrypoint, function: request.function, env: request.env, owned: unpacked !== undefined },
@@ -115,8 +126,6 @@ async function specialize(req: IncomingMessage, res: ServerResponse, deps: Speci
     if (lifecycle.state === 'specializing') lifecycle.set('generic', `specialization failed: ${(error as Error).message}`);
     if (unpacked !== undefined) await rm(unpacked, { recursive: true, force: true });
     throw error;
-  } finally {
-    clearTimeout(timer);
   }
 }
 

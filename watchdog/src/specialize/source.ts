@@ -68,12 +68,14 @@ async function unpack(archive: Buffer, format: ArchiveFormat, limits: ArchiveLim
   return target;
 }
 
+/** A source the watchdog must put on disk itself: everything but a `path`. */
+export type CodeSource = Exclude<SpecializeRequest, { path: string }>;
+
 /**
- * Puts the requested code on disk and returns its directory: a `path` as is, an `archive` decoded
- * and extracted, a `url` downloaded, verified and extracted.
+ * Puts the requested code on disk and returns its new directory: an `archive` decoded and
+ * extracted, a `url` downloaded, verified and extracted.
  */
-export async function materialize(request: SpecializeRequest, limits: ArchiveLimits, signal: AbortSignal): Promise<string> {
-  if ('path' in request) return request.path;
+export async function materialize(request: CodeSource, limits: ArchiveLimits, signal: AbortSignal): Promise<string> {
   if ('archive' in request) {
     // base64 is 4 characters per 3 bytes; refuse before decoding anything too large.
     if (limits.maxBytes > 0 && (request.archive.length * 3) / 4 > limits.maxBytes + 3) throw tooLarge('the archive', limits.maxBytes);
