@@ -1,5 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --no-flush-bytecode
 // The container entrypoint. Kept as plain JS so it runs without a build step of its own.
+// --no-flush-bytecode keeps the warm-up's compiled code through a long idle wait (see
+// runners/create.ts); started as `node pilotlight.js`, pass it yourself, as the image does.
 import { main } from '../dist/main.js';
 
 main(process.env, process.argv.slice(2));

@@ -41,7 +41,8 @@ export async function runRuntime(env: NodeJS.ProcessEnv): Promise<void> {
   let serve: RequestListener | undefined;
   let loaded: ServedFunction | undefined;
   let loading = false;
-  const server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+  // The watchdog keeps its connections here for up to 10 minutes and closes them first.
+  const server = createServer({ keepAliveTimeout: 660_000 }, (req, res) => {
     // The watchdog warms its own request path through here; never the function's code.
     if (req.url === WATCHDOG_WARM_PATH) res.writeHead(204).end();
     else if (serve) serve(req, res);

@@ -86,8 +86,10 @@ export class RuntimeRunner implements Runner {
       target: { path: socketPath },
       maxBodySize: options.maxBodySize,
       bufferRequestBody: options.bufferRequestBody,
-      // The runtime's own keep-alive is long (60 s): the watchdog closes first.
-      keepAlive: 30_000,
+      // A pool instance can wait idle for long before its first request: the connection made by
+      // the warm-up must still be there then. The runtime's own keep-alive is longer still, so
+      // the watchdog closes first.
+      keepAlive: 600_000,
       // The runtime learns the deadline so the function's context can tell how long it has.
       extraHeaders: (invocation, headers) => {
         if (invocation.deadline !== undefined) headers.push('x-pilotlight-deadline', String(invocation.deadline));
