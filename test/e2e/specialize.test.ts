@@ -332,6 +332,42 @@ describe('one generic instance through every refusal, then a good specialization
     await expectGeneric(watchdog);
   });
 
+  it('413 PILOTLIGHT_CODE_TOO_LARGE for a chunked body with no length, as soon as it passes the limit', async () => {
+    // 128 KiB of code is ~171 KiB of base64 plus 64 KiB for the rest of the JSON: 400 KiB is over.
+    // The body's end is held back until the answer arrives: an answer only after the whole body
+    // would come only when the 5 s fallback lets the end go.
+    const encode = (text: string) => new TextEncoder().encode(text);
+    let answered = false;
+    let answeredWhileHeld = false;
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+      setTimeout(resolve, 5_000).unref();
+    });
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent === 0) controller.enqueue(encode('{"archive":"'));
+        if (sent < 25) {
+          sent += 1;
+          controller.enqueue(encode('A'.repeat(16 * 1024)));
+          return;
+        }
+        await held;
+        answeredWhileHeld = answered;
+        controller.enqueue(encode('","format":"zip"}'));
+        controller.close();
+      },
+    });
+    const answer = await specialize(watchdog, body);
+    answered = true;
+    release();
+    expectError(answer, 413, 'PILOTLIGHT_CODE_TOO_LARGE');
+    await expectGeneric(watchdog);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(answeredWhileHeld).toBe(true);
+  });
+
   it('422 PILOTLIGHT_FETCH_FAILED and PILOTLIGHT_CHECKSUM_MISMATCH', async () => {
     expectError(await specialize(watchdog, { url: `${codeServer.url}/nothing-here.tar.gz`, sha256: HEX }), 422, 'PILOTLIGHT_FETCH_FAILED');
     await expectGeneric(watchdog);

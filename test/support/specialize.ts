@@ -15,7 +15,10 @@ export interface SpecializeAnswer {
   readonly body: Record<string, unknown>;
 }
 
-/** POSTs `body` (JSON-encoded unless it is already a string) to `/_/specialize`. */
+/**
+ * POSTs `body` to `/_/specialize`: JSON-encoded, unless it is already a string or a stream (sent
+ * chunked, with no length).
+ */
 export async function specialize(
   watchdog: RunningWatchdog,
   body: unknown,
@@ -24,8 +27,9 @@ export async function specialize(
   const res = await fetch(`${watchdog.url}/_/specialize`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
+    body: typeof body === 'string' || body instanceof ReadableStream ? body : JSON.stringify(body),
+    duplex: 'half',
+  } as RequestInit);
   const text = await res.text();
   let parsed: Record<string, unknown> = {};
   try {
