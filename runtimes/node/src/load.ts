@@ -28,7 +28,8 @@ export async function loadFunction(request: LoadRequest): Promise<ServedFunction
     });
   }
   try {
-    const fn = serveModule(mod, entry.exportName, { name: request.function, version: process.env.PILOTLIGHT_FUNCTION_VERSION ?? process.env.K_REVISION ?? entry.version, instance: request.instance }, entry.file);
+    const version = process.env.PILOTLIGHT_FUNCTION_VERSION ?? process.env.K_REVISION ?? entry.version;
+    const fn = serveModule(mod, entry.exportName, { name: request.function, version, instance: request.instance }, entry.file);
     await fn.initialize();
     return fn;
   } catch (error) {

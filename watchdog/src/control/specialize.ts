@@ -80,6 +80,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
     req.on('data', collect);
     req.once('end', () => resolve(Buffer.concat(chunks, size).toString('utf8')));
     req.once('error', reject);
+    // A client gone before the end: settles the wait (after `end`, a no-op).
+    req.once('close', () => reject(new WatchdogError('PILOTLIGHT_BAD_SPECIALIZE', 'the specialize request ended before its body did')));
   });
 }
 
