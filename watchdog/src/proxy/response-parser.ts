@@ -70,11 +70,6 @@ export class ResponseParser {
     return this.#phase === Phase.Done;
   }
 
-  /** True once the final head has been reported. */
-  get headSeen(): boolean {
-    return this.#phase !== Phase.Head && this.#phase !== Phase.Done;
-  }
-
   /** The response allows the connection to be reused; meaningful once complete. */
   get reusable(): boolean {
     return this.#keepAlive && !this.extraData;
@@ -88,30 +83,20 @@ export class ResponseParser {
         case Phase.Head:
           at = this.#head(data, at);
           break;
-        case Phase.Length: {
-          const take = Math.min(this.#remaining, data.length - at);
-          this.#remaining -= take;
-          this.#body(data, at, at + take, this.#remaining === 0);
-          at += take;
+        case Phase.Length:
+          at = this.#counted(data, at, true);
           if (this.#remaining === 0) this.#complete();
           break;
-        }
-        case Phase.ChunkSize:
-        case Phase.Trailers:
-          at = this.#lines(data, at);
-          break;
-        case Phase.ChunkData: {
-          const take = Math.min(this.#remaining, data.length - at);
-          this.#remaining -= take;
-          this.#body(data, at, at + take, false);
-          at += take;
+        case Phase.ChunkData:
+          at = this.#counted(data, at, false);
           if (this.#remaining === 0) {
             this.#phase = Phase.ChunkEnd;
             this.#line = '';
           }
           break;
-        }
+        case Phase.ChunkSize:
         case Phase.ChunkEnd:
+        case Phase.Trailers:
           at = this.#lines(data, at);
           break;
         case Phase.UntilClose:
@@ -136,8 +121,19 @@ export class ResponseParser {
     }
     if (this.#phase !== Phase.Done) {
       const where = this.#phase === Phase.Head ? 'before the response head' : 'in the middle of the response body';
-      throw Object.assign(new Error(`upstream closed the connection ${where}`), { code: 'UPSTREAM_CLOSED', headSeen: this.headSeen });
+      throw Object.assign(new Error(`upstream closed the connection ${where}`), { code: 'UPSTREAM_CLOSED' });
     }
+  }
+
+  /**
+   * Reports what `data` holds of the `#remaining` bytes a Content-Length or a chunk declared;
+   * returns where the rest starts. `endsBody`: those bytes end the body (Content-Length).
+   */
+  #counted(data: Buffer, at: number, endsBody: boolean): number {
+    const take = Math.min(this.#remaining, data.length - at);
+    this.#remaining -= take;
+    this.#body(data, at, at + take, endsBody && this.#remaining === 0);
+    return at + take;
   }
 
   #body(data: Buffer, from: number, to: number, last: boolean): void {
