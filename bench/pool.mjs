@@ -5,11 +5,15 @@
 // a connection of its own, as the platform's specializer and its router are different clients.
 // `--later MS` also times a request sent MS after the first one: the same path with nothing left
 // to warm, the floor the first request is measured against. `--cold 0` skips the cold starts.
+// `--client raw` (the default) sends each request as prepared bytes on a plain socket, so the
+// figure is the instance's time and not the client library's; `--client undici` times the same
+// requests made with undici, as a Node platform component would make them.
 //
-//   node bench/pool.mjs [--instances 100] [--batch 10] [--cold 20] [--settle 2000] [--later 0]
+//   node bench/pool.mjs [--instances 100] [--batch 10] [--cold 20] [--settle 2000] [--later 0] [--client raw]
 import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +27,7 @@ const { values } = parseArgs({
     cold: { type: 'string', default: '20' },
     settle: { type: 'string', default: '2000' },
     later: { type: 'string', default: '0' },
+    client: { type: 'string', default: 'raw' },
   },
 });
 const INSTANCES = Number(values.instances);
@@ -30,8 +35,10 @@ const BATCH = Number(values.batch);
 const COLD = Number(values.cold);
 const SETTLE_MS = Number(values.settle);
 const LATER_MS = Number(values.later);
+const CLIENT = values.client;
+if (CLIENT !== 'raw' && CLIENT !== 'undici') throw new Error(`--client is raw or undici, not ${CLIENT}`);
 const BIN = fileURLToPath(new URL('../watchdog/bin/pilotlight.js', import.meta.url));
-const HELLO = fileURLToPath(new URL('../examples/hello-ts', import.meta.url));
+const HELLO_DIR = fileURLToPath(new URL('../examples/hello-ts', import.meta.url));
 
 // Every Node start pays for NODE_EXTRA_CA_CERTS; production images don't set it.
 const { NODE_EXTRA_CA_CERTS: _unused, ...baseEnv } = process.env;
@@ -83,15 +90,66 @@ async function send(client, options) {
   return { statusCode, text: await body.text() };
 }
 
+/** The bytes of one HTTP/1.1 request, prepared before the clock starts. */
+function requestBytes({ path, method, headers = {}, body = '' }) {
+  const head = [`${method} ${path} HTTP/1.1`, 'host: 127.0.0.1', `content-length: ${Buffer.byteLength(body)}`];
+  for (const [name, value] of Object.entries(headers)) head.push(`${name}: ${value}`);
+  return Buffer.from(`${head.join('\r\n')}\r\n\r\n${body}`);
+}
+
+/**
+ * One request on a plain socket: writes the prepared bytes and reads a response framed by
+ * Content-Length (both answers timed here are). Anything else is an error, not a guess.
+ */
+function sendRaw(port, bytes, clients) {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    clients.push({ close: () => socket.end() });
+    socket.setNoDelay(true);
+    socket.on('error', reject);
+    socket.write(bytes);
+    let received = Buffer.alloc(0);
+    const onData = (chunk) => {
+      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+      const end = received.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      const head = received.subarray(0, end).toString('latin1');
+      const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+      if (!length) {
+        socket.off('data', onData);
+        reject(new Error(`a response without Content-Length: ${head}`));
+        return;
+      }
+      const bodyEnd = end + 4 + Number(length[1]);
+      if (received.length < bodyEnd) return;
+      socket.off('data', onData);
+      resolve({ statusCode: Number(head.slice(9, 12)), text: received.subarray(end + 4, bodyEnd).toString('utf8') });
+    };
+    socket.on('data', onData);
+  });
+}
+
 /**
  * One request over a new connection. The connection stays open until `clients` are closed, so
  * that no instance handles a client's leaving while it is timed.
  */
-function sendNew(port, options, clients) {
+function sendNew(port, request, clients) {
+  if (CLIENT === 'raw') return sendRaw(port, request.bytes, clients);
   const client = new Client(`http://127.0.0.1:${port}`);
   clients.push(client);
-  return send(client, options);
+  return send(client, request.options);
 }
+
+/** A request in both forms: options for undici, bytes for the raw socket. */
+const prepared = (options) => ({ options, bytes: requestBytes(options) });
+
+const HELLO = prepared(HELLO_REQUEST);
+const SPECIALIZE = prepared({
+  path: '/_/specialize',
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({ path: HELLO_DIR, function: 'hello' }),
+});
 
 /** 200 for `hello world`, else the status. */
 const helloStatus = ({ statusCode, text }) => (statusCode === 200 && text === 'hello world' ? 200 : statusCode);
@@ -137,16 +195,11 @@ async function poolRun() {
     const clients = [];
     for (const { port } of instances) {
       const started = performance.now();
-      const res = await sendNew(port, {
-        path: '/_/specialize',
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ path: HELLO, function: 'hello' }),
-      }, clients);
+      const res = await sendNew(port, SPECIALIZE, clients);
       const answer = JSON.parse(res.text);
       const answered = performance.now();
       if (res.statusCode !== 200) throw new Error(`specialize answered ${res.statusCode}: ${res.text}`);
-      const status = helloStatus(await sendNew(port, HELLO_REQUEST, clients));
+      const status = helloStatus(await sendNew(port, HELLO, clients));
       const done = performance.now();
       if (status !== 200) throw new Error(`first request answered ${status}`);
       total.push(done - started);
@@ -157,7 +210,7 @@ async function poolRun() {
       if (LATER_MS > 0) {
         await new Promise((r) => setTimeout(r, LATER_MS));
         const sent = performance.now();
-        if (helloStatus(await sendNew(port, HELLO_REQUEST, clients)) !== 200) throw new Error('the later request failed');
+        if (helloStatus(await sendNew(port, HELLO, clients)) !== 200) throw new Error('the later request failed');
         later.push(performance.now() - sent);
       }
     }
@@ -178,7 +231,7 @@ async function coldRun() {
   const samples = [];
   for (let i = 0; i < COLD; i++) {
     const started = performance.now();
-    const { child, port } = await startWatchdog({ PILOTLIGHT_RUNTIME: 'node', PILOTLIGHT_FUNCTION_DIR: HELLO });
+    const { child, port } = await startWatchdog({ PILOTLIGHT_RUNTIME: 'node', PILOTLIGHT_FUNCTION_DIR: HELLO_DIR });
     const client = new Client(`http://127.0.0.1:${port}`);
     // Poll for the first 200: the time a cold request would wait.
     for (;;) {
@@ -202,8 +255,8 @@ async function warmClient() {
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const clients = [];
   for (let i = 0; i < 20; i++) {
-    await sendNew(server.address().port, { ...HELLO_REQUEST, headers: { 'content-type': 'application/json' }, body: '{}' }, clients);
-    helloStatus(await sendNew(server.address().port, HELLO_REQUEST, clients));
+    await sendNew(server.address().port, SPECIALIZE, clients);
+    helloStatus(await sendNew(server.address().port, HELLO, clients));
   }
   await closeAll(clients);
   await new Promise((resolve) => server.close(resolve));
@@ -212,7 +265,7 @@ async function warmClient() {
 await warmClient();
 const pool = await poolRun();
 const cold = await coldRun();
-console.log(`pool: ${INSTANCES} generic instances (batches of ${BATCH}), specialize → first 200`);
+console.log(`pool: ${INSTANCES} generic instances (batches of ${BATCH}), specialize → first 200, ${CLIENT} client`);
 const line = (what, s) => `${what}: p50 ${fmt(s.p50)} ms  p99 ${fmt(s.p99)} ms`;
 console.log(`  total (client): p50 ${fmt(pool.total.p50)} ms  p99 ${fmt(pool.total.p99)} ms  mean ${fmt(pool.total.mean)} ms  max ${fmt(pool.total.max)} ms`);
 console.log(`    ${line('specialize answered (client)', pool.specialized)}`);
