@@ -177,6 +177,14 @@ describe('http mode: upstream closing idle keep-alive connections', () => {
     expect(connections.size).toBeGreaterThan(1);
   });
 
+  it('retries a GET only after a reused connection broke: a fresh connection failing is answered 502 at once', async () => {
+    // With no keep-alive every exchange has a connection of its own, never a reused one.
+    const { watchdog, upstream } = await startHttp('http-upstream.js', { env: { PILOTLIGHT_UPSTREAM_KEEPALIVE: '0' } });
+    const res = await send(`${watchdog.url}/reset`);
+    expectWatchdogError(res, 502, 'PILOTLIGHT_UPSTREAM_UNAVAILABLE');
+    expect((await getJson<{ resets: number }>(upstream, '/resets')).resets).toBe(1);
+  });
+
   // Only bodiless idempotent requests are retried (a streamed body is consumed, and a POST may
   // have been processed), so a POST sent into the closing moment still gets a 502
   // PILOTLIGHT_UPSTREAM_UNAVAILABLE (ECONNRESET). Avoiding that needs the proxy to stop reusing a

@@ -98,9 +98,9 @@ export class Upstream {
         else reject(error);
       };
       const send = (request: OutgoingRequest, mayRetry: boolean): void =>
-        this.#exchange(res, invocation, request, (error) => {
+        this.#exchange(res, invocation, request, (error, reused) => {
           if (error === undefined) done();
-          else this.#recover(res, invocation, request, mayRetry, error).then((retry) => (retry ? send(request, false) : done()), done);
+          else this.#recover(res, invocation, request, mayRetry && reused, error).then((retry) => (retry ? send(request, false) : done()), done);
         });
       try {
         const headers = upstreamRequestHeaders(req, invocation.id, invocation.trace);
@@ -117,7 +117,9 @@ export class Upstream {
 
   /**
    * After a failed exchange: true to retry it once, false when nothing is left to answer, or a
-   * rejection with the `WatchdogError` to answer with.
+   * rejection with the `WatchdogError` to answer with. Only an exchange on a reused connection
+   * may be retried: that one can have met the upstream closing it while idle, but a fresh
+   * connection failing is the upstream's answer, and sending again would only double it.
    */
   async #recover(res: ServerResponse, invocation: Invocation, request: OutgoingRequest, mayRetry: boolean, error: Error): Promise<boolean> {
     if (invocation.aborted) return false;
@@ -141,10 +143,12 @@ export class Upstream {
 
   /**
    * One exchange on a pooled connection: the response head goes straight to `writeHead` and each
-   * body chunk to `res.write`, with backpressure both ways. `done` gets the error, if any.
+   * body chunk to `res.write`, with backpressure both ways. `done` gets the error, if any, and
+   * whether the connection had carried an exchange before this one.
    */
-  #exchange(res: ServerResponse, invocation: Invocation, request: OutgoingRequest, done: (error?: Error) => void): void {
+  #exchange(res: ServerResponse, invocation: Invocation, request: OutgoingRequest, done: (error: Error | undefined, reused: boolean) => void): void {
     const connection = this.#pool.acquire();
+    const reused = connection.served > 0;
     let onDrain: (() => void) | undefined;
     invocation.onAbort((reason) => connection.abort(reason));
     connection.send(request, {
@@ -170,11 +174,11 @@ export class Upstream {
       onComplete: () => {
         if (onDrain) res.off('drain', onDrain);
         if (!res.writableEnded) res.end();
-        done();
+        done(undefined, reused);
       },
       onError: (error) => {
         if (onDrain) res.off('drain', onDrain);
-        done(error);
+        done(error, reused);
       },
     });
   }
