@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { newTrace, SDK_FIXTURES, specialize, startGeneric } from '../support/sdk-helpers.js';
+import { newTrace, SDK_FIXTURES, startGeneric } from '../support/sdk-helpers.js';
+import { specialize } from '../support/specialize.js';
 import { FIXTURES, freePort, killAll, startWatchdog, type RunningWatchdog } from '../support/watchdog.js';
 
 afterEach(killAll);

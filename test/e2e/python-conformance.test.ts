@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitUntil } from '../support/http-helpers.js';
-import { type Described, functionLines, newTrace, specialize, startGeneric, startSpecialized, type SpecializeBody } from '../support/sdk-helpers.js';
+import { type Described, functionLines, newTrace, startGeneric, startSpecialized, type SpecializeBody } from '../support/sdk-helpers.js';
+import { specialize } from '../support/specialize.js';
 import { FIXTURES, killAll, type LogRecord, type RunningWatchdog, type StartOptions } from '../support/watchdog.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'pilotlight-conformance-'));

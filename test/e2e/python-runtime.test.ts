@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitUntil } from '../support/http-helpers.js';
-import { EXAMPLES, newTrace, specialize, startGeneric, startSpecialized, type SpecializeBody } from '../support/sdk-helpers.js';
+import { EXAMPLES, newTrace, startGeneric, startSpecialized, type SpecializeBody } from '../support/sdk-helpers.js';
+import { specialize } from '../support/specialize.js';
 import { FIXTURES, killAll, type RunningWatchdog, type StartOptions, startWatchdog } from '../support/watchdog.js';
 
 const PYTHON = { PILOTLIGHT_RUNTIME: 'python' } as const;

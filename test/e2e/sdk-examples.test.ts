@@ -1,6 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXAMPLES, newTrace, specialize, startGeneric } from '../support/sdk-helpers.js';
+import { EXAMPLES, newTrace, startGeneric } from '../support/sdk-helpers.js';
+import { specialize } from '../support/specialize.js';
 import { killAll, type RunningWatchdog } from '../support/watchdog.js';
 
 afterAll(killAll);

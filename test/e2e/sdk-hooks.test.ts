@@ -2,7 +2,8 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SDK_FIXTURES, specialize, startGeneric, startSpecialized } from '../support/sdk-helpers.js';
+import { SDK_FIXTURES, startGeneric, startSpecialized } from '../support/sdk-helpers.js';
+import { specialize } from '../support/specialize.js';
 import { killAll, type LogRecord, type RunningWatchdog } from '../support/watchdog.js';
 
 const REPO = join(SDK_FIXTURES, '..', '..', '..');

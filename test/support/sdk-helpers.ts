@@ -1,16 +1,11 @@
 import { fileURLToPath } from 'node:url';
+import { specialize } from './specialize.js';
 import { FIXTURES, type LogRecord, type RunningWatchdog, type StartOptions, startWatchdog } from './watchdog.js';
 
 /** Plain-JS SDK functions the SDK tests load into the Node runtime. */
 export const SDK_FIXTURES = `${FIXTURES}sdk/`;
 /** The repository's built examples. */
 export const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
-
-/** What `POST /_/specialize` answered. */
-export interface SpecializeAnswer {
-  readonly status: number;
-  readonly body: Record<string, unknown>;
-}
 
 /** The body of `POST /_/specialize`: one source plus the optional fields. */
 export interface SpecializeBody {
@@ -31,16 +26,6 @@ export async function startGeneric(env: StartOptions['env'] = {}): Promise<Runni
   });
   await watchdog.waitForState('generic', 20_000);
   return watchdog;
-}
-
-/** `POST /_/specialize` with a JSON body. */
-export async function specialize(watchdog: RunningWatchdog, body: SpecializeBody): Promise<SpecializeAnswer> {
-  const res = await fetch(`${watchdog.url}/_/specialize`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
 /** A generic instance specialized with `body`; fails the test if specialization is refused. */
