@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 
 /** The file to import, optionally the export to use, and the package's version if it has one. */
@@ -25,7 +25,7 @@ const CANDIDATES = ['', '.js', '.mjs', '.cjs', '/index.js', '/index.mjs', '/inde
 function findFile(root: string, base: string): string | undefined {
   for (const suffix of CANDIDATES) {
     const path = join(root, base + suffix);
-    if (existsSync(path) && statSync(path).isFile()) return path;
+    if (statSync(path, { throwIfNoEntry: false })?.isFile()) return path;
   }
   return undefined;
 }
@@ -38,9 +38,15 @@ function inside(root: string, path: string): boolean {
 /** The fields of the function's package.json the runtime uses; empty without one. */
 function readPackage(root: string): { main?: unknown; version?: unknown } {
   const path = join(root, 'package.json');
-  if (!existsSync(path)) return {};
+  let text: string;
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as { main?: unknown; version?: unknown };
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw error;
+  }
+  try {
+    return JSON.parse(text) as { main?: unknown; version?: unknown };
   } catch (error) {
     throw new LoadError('PILOTLIGHT_LOAD_FAILED', `${path} is not valid JSON (${(error as Error).message}): fix it or remove it`);
   }
@@ -52,7 +58,8 @@ function readPackage(root: string): { main?: unknown; version?: unknown } {
  */
 export function resolveEntry(rootDir: string, entrypoint: string | undefined): Entry {
   const root = resolve(rootDir);
-  if (!existsSync(root) || !statSync(root).isDirectory()) {
+  // One system call per check: this runs on the load a request waits for.
+  if (!statSync(root, { throwIfNoEntry: false })?.isDirectory()) {
     throw new LoadError('PILOTLIGHT_CODE_MISSING', `the function's directory ${root} does not exist`);
   }
   const pkg = readPackage(root);
