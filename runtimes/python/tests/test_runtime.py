@@ -207,6 +207,10 @@ def test_says_hello_once_pre_started_and_answers_503_until_loaded(runtime):
 def test_pongs_with_the_same_id_and_ignores_what_it_does_not_know(runtime):
     runtime.recv_type("hello")
     runtime.control.sendall(b"not json\n\n" + json.dumps({"type": "from-the-future", "id": 99}).encode() + b"\n")
+    # None of that, nor `wake`, gets a reply: the next line the runtime sends is the pong.
+    runtime.send({"type": "wake"})
+    runtime.send({"type": "ping", "id": 50})
+    assert runtime.recv() == {"type": "pong", "id": 50}
     assert runtime.ask({"type": "ping"}) == {"type": "pong", "id": 1}
     assert runtime.ask({"type": "ping"}) == {"type": "pong", "id": 2}
 
