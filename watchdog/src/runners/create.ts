@@ -29,13 +29,20 @@ function pythonRuntimeDir(): string {
 }
 
 /**
- * V8 drops the bytecode of functions that have not run for a few garbage collections, and an
- * idle process's memory reducer runs exactly those. A pool instance waits idle for long, so
- * without this its warm-up is thrown away before the specialization it was for: measured, a
- * pool instance specialized after 40 s took 15 ms to its first response instead of 11
- * (benchmarks.md, "Pre-warmed pool"). V8 takes the flag only on the command line.
+ * V8 flags for the Node runtime, which V8 takes only on the command line.
+ *
+ * `--no-flush-bytecode`: V8 drops the bytecode of functions that have not run for a few garbage
+ * collections, and an idle process's memory reducer runs exactly those. A pool instance waits
+ * idle for long, so without this its warm-up is thrown away before the specialization it was
+ * for: measured, a pool instance specialized after 40 s took 15 ms to its first response instead
+ * of 11 (benchmarks.md, "Pre-warmed pool").
+ *
+ * `--no-lazy-feedback-allocation`: V8 keeps type feedback for a function from its first call
+ * rather than from its first few, so the warm-up, which calls most code paths only once or
+ * twice, leaves feedback behind for the load and the first request: p50 0.2–1.1 ms lower in
+ * three interleaved runs, for ~5 MB more RSS in the runtime (benchmarks.md, "Pre-warmed pool").
  */
-const NODE_POOL_FLAGS = ['--no-flush-bytecode'];
+const NODE_POOL_FLAGS = ['--no-flush-bytecode', '--no-lazy-feedback-allocation'];
 
 /** The command that starts a built-in runtime. */
 function runtimeArgv(config: Config): readonly string[] {
