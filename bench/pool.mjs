@@ -66,7 +66,7 @@ async function startWatchdog(env, wantState) {
   const file = join(LOGS, `instance-${started++}.log`);
   const out = openSync(file, 'w');
   // Started as the image's entrypoint starts it (runtimes/node/Dockerfile).
-  const child = spawn(process.execPath, ['--no-flush-bytecode', BIN], {
+  const child = spawn(process.execPath, ['--no-flush-bytecode', '--no-lazy-feedback-allocation', BIN], {
     env: { ...baseEnv, PILOTLIGHT_PORT: '0', PILOTLIGHT_HOST: '127.0.0.1', PILOTLIGHT_SUPPRESS_LOCK: 'true', PILOTLIGHT_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', out, 'inherit'],
   });

@@ -1,7 +1,8 @@
-#!/usr/bin/env -S node --no-flush-bytecode
+#!/usr/bin/env -S node --no-flush-bytecode --no-lazy-feedback-allocation
 // The container entrypoint. Kept as plain JS so it runs without a build step of its own.
-// --no-flush-bytecode keeps the warm-up's compiled code through a long idle wait (see
-// runners/create.ts); started as `node pilotlight.js`, pass it yourself, as the image does.
+// --no-flush-bytecode keeps the warm-up's compiled code through a long idle wait, and
+// --no-lazy-feedback-allocation lets the warm-up's single calls leave type feedback (see
+// runners/create.ts); started as `node pilotlight.js`, pass them yourself, as the image does.
 import { main } from '../dist/main.js';
 
 main(process.env, process.argv.slice(2));
