@@ -65,8 +65,8 @@ function records(file) {
 async function startWatchdog(env, wantState) {
   const file = join(LOGS, `instance-${started++}.log`);
   const out = openSync(file, 'w');
-  // Started as the image's entrypoint starts it (runtimes/node/Dockerfile).
-  const child = spawn(process.execPath, ['--no-flush-bytecode', '--no-lazy-feedback-allocation', BIN], {
+  // Run through its shebang, which carries the V8 flags the image's entrypoint passes too.
+  const child = spawn(BIN, [], {
     env: { ...baseEnv, PILOTLIGHT_PORT: '0', PILOTLIGHT_HOST: '127.0.0.1', PILOTLIGHT_SUPPRESS_LOCK: 'true', PILOTLIGHT_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', out, 'inherit'],
   });
