@@ -38,8 +38,12 @@ async function expectTreeGone(watchdog: RunningWatchdog, marker: string, prefix:
   const gone = await eventually(() => processesWithMarker(marker).length === 0);
   expect(gone, `still running: ${JSON.stringify(processesWithMarker(marker))}`).toBe(true);
   const pids = reportedPids(watchdog, prefix);
-  for (const pid of pids) expect(notRunning(pid, watchdogPid), `pid ${pid}: ${JSON.stringify(processInfo(pid))}`).toBe(true);
-  // The watchdog reaps its own children: the leader must not linger as its zombie.
+  // The leader is the watchdog's own child: between its death and the watchdog's SIGCHLD
+  // handling it is briefly the watchdog's zombie, so this is polled, not read once.
+  for (const pid of pids) {
+    expect(await eventually(() => notRunning(pid, watchdogPid)), `pid ${pid}: ${JSON.stringify(processInfo(pid))}`).toBe(true);
+  }
+  // The watchdog reaps its own children: none may linger as its zombie.
   expect(await eventually(() => zombiesOf(watchdogPid).length === 0)).toBe(true);
 }
 
