@@ -16,8 +16,15 @@ export class ControlChannel extends EventEmitter<{ message: [Message]; close: []
     super();
     this.#socket = new Socket({ fd, readable: true, writable: true });
     createInterface({ input: this.#socket }).on('line', (line) => {
-      if (line.trim() === '') return;
-      this.emit('message', JSON.parse(line) as Message);
+      // A line that is not a JSON object is skipped, as unknown types are: a watchdog speaking a
+      // newer or broken protocol must not crash the runtime (and the function it serves).
+      let message: unknown;
+      try {
+        message = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (typeof message === 'object' && message !== null && typeof (message as Message).type === 'string') this.emit('message', message as Message);
     });
     this.#socket.on('close', () => this.emit('close'));
   }
