@@ -31,6 +31,9 @@ function pythonRuntimeDir(): string {
 /**
  * V8 flags for the Node runtime, which V8 takes only on the command line.
  *
+ * The watchdog itself runs with the same flags (its bin shebang and the images' ENTRYPOINT; a
+ * test keeps the three in step).
+ *
  * `--no-flush-bytecode`: V8 drops the bytecode of functions that have not run for a few garbage
  * collections, and an idle process's memory reducer runs exactly those. A pool instance waits
  * idle for long, so without this its warm-up is thrown away before the specialization it was
@@ -42,7 +45,7 @@ function pythonRuntimeDir(): string {
  * twice, leaves feedback behind for the load and the first request: p50 0.2–1.1 ms lower in
  * three interleaved runs, for ~5 MB more RSS in the runtime (benchmarks.md, "Pre-warmed pool").
  */
-const NODE_POOL_FLAGS = ['--no-flush-bytecode', '--no-lazy-feedback-allocation'];
+export const NODE_POOL_FLAGS = ['--no-flush-bytecode', '--no-lazy-feedback-allocation'];
 
 /** The command that starts a built-in runtime. */
 function runtimeArgv(config: Config): readonly string[] {
