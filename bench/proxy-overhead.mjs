@@ -334,7 +334,8 @@ async function startTarget(target) {
   }
   const port = await freePort();
   if (target === 'pilotlight') {
-    const [cmd, args] = pinned(sutCpus, process.execPath, [PILOTLIGHT, '--port', String(port), '--', ...nodeUpstream]);
+    // Through the bin's shebang, so the watchdog runs with the V8 flags it runs with in the images.
+    const [cmd, args] = pinned(sutCpus, PILOTLIGHT, ['--port', String(port), '--', ...nodeUpstream]);
     const proc = start(
       target,
       cmd,
