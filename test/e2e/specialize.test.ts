@@ -252,6 +252,7 @@ describe('a load past PILOTLIGHT_SPECIALIZE_TIMEOUT', () => {
   it('504, the runtime replaced by a clean one, the instance generic and specializable again', async () => {
     const watchdog = await takeGeneric({ PILOTLIGHT_SPECIALIZE_TIMEOUT: '1s' });
     const started = (r: Record<string, unknown>) => r.msg === 'function process started';
+    const answering = (r: Record<string, unknown>) => r.msg === 'function process is answering';
     const firstPid = (await watchdog.waitForLog(started)).pid as number;
 
     // A top-level await that never settles.
@@ -261,13 +262,17 @@ describe('a load past PILOTLIGHT_SPECIALIZE_TIMEOUT', () => {
     const secondPid = (await watchdog.waitForLog((r) => started(r) && r.pid !== firstPid)).pid as number;
     // The old runtime, with its half-imported module, is gone.
     expect(() => process.kill(firstPid, 0)).toThrow();
+    // Only once the new runtime is up does the next load reach it: on a loaded machine its
+    // start can outlast the 1 s timeout, which would be a different 504.
+    await watchdog.waitForLog((r) => answering(r) && r.pid === secondPid);
 
     // A top-level busy loop: the runtime's event loop itself is stuck.
     const blocked = await specialize(watchdog, { path: join(FUNCTIONS, 'blocks-at-import') });
     expectError(blocked, 504, 'PILOTLIGHT_SPECIALIZE_TIMEOUT');
     await expectGeneric(watchdog, { healthy: false });
-    await watchdog.waitForLog((r) => started(r) && r.pid !== firstPid && r.pid !== secondPid);
+    const thirdPid = (await watchdog.waitForLog((r) => started(r) && r.pid !== firstPid && r.pid !== secondPid)).pid as number;
     expect(() => process.kill(secondPid, 0)).toThrow();
+    await watchdog.waitForLog((r) => answering(r) && r.pid === thirdPid);
 
     expectSpecialized(await specialize(watchdog, { path: join(FUNCTIONS, 'esm-controller'), function: 'after-504' }));
     expect(await callFunction(watchdog)).toMatchObject({ status: 200, text: 'esm hello world' });
