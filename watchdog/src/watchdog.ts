@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import { request } from 'undici';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Admission } from './admission.js';
 import type { Config } from './config/settings.js';
 import { createControl } from './control/routes.js';
-import { createSpecializeHandler, type Identity } from './control/specialize.js';
+import { createSpecializeHandler, type Identity, preloadCodeSources } from './control/specialize.js';
 import { ERROR_HEADER } from './errors.js';
 import { Lifecycle } from './lifecycle.js';
 import { Listener } from './listener.js';
@@ -192,6 +191,9 @@ export class Watchdog {
       // Runners with a process say `ready` or `generic` themselves; the others are ready now.
       if (this.lifecycle.state === 'starting') this.lifecycle.set('ready');
       if (this.#runner instanceof RuntimeRunner) await this.#warmUp(port);
+      // A generic instance has time to spare until it is specialized: the archive and url
+      // sources' code is loaded now rather than by the specialization that needs it.
+      if (this.lifecycle.state === 'generic') preloadCodeSources();
     } catch (error) {
       if (this.lifecycle.state !== 'failed') throw error;
     }
@@ -206,14 +208,16 @@ export class Watchdog {
   async #warmUp(port: number): Promise<void> {
     const host = this.deps.config.host;
     const target = host === undefined || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-    const origin = `http://${target.includes(':') ? `[${target}]` : target}:${port}`;
     for (let i = 0; i < 3; i++) {
-      const res = await request(`${origin}/_pilotlight/warm`, {
-        method: i === 0 ? 'GET' : 'POST',
-        headers: { 'x-pilotlight-warm': this.#warmToken, 'content-type': 'application/json' },
-        body: i === 0 ? undefined : '{}',
-      }).catch(() => undefined);
-      await res?.body.dump();
+      await new Promise<void>((resolve) => {
+        const body = i === 0 ? undefined : '{}';
+        const headers = { 'x-pilotlight-warm': this.#warmToken, 'content-type': 'application/json', 'content-length': String(body?.length ?? 0) };
+        const req = request({ host: target, port, path: '/_pilotlight/warm', method: i === 0 ? 'GET' : 'POST', headers }, (res) => {
+          res.resume().once('end', resolve).once('error', () => resolve());
+        });
+        req.once('error', () => resolve());
+        req.end(body);
+      });
     }
   }
 

@@ -7,7 +7,7 @@ import type { Config } from '../config/settings.js';
 import { sendError, WatchdogError } from '../errors.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { RuntimeRunner } from '../runners/runtime.js';
-import { type CodeSource, materialize } from '../specialize/source.js';
+import type { CodeSource } from '../specialize/source.js';
 import { parseSpecializeRequest } from '../specialize/request.js';
 
 /** What the instance knows about its function, set by specialization. */
@@ -97,6 +97,22 @@ async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
 }
 
 /**
+ * The archive and url sources (with undici, tar and yauzl), imported on first use rather than at
+ * start: an instance given its function at start, or specialized by path, never needs them, and
+ * they were about a third of the watchdog's import time.
+ */
+let codeSources: Promise<typeof import('../specialize/source.js')> | undefined;
+const loadCodeSources = () => (codeSources ??= import('../specialize/source.js'));
+
+/** Starts importing the archive and url sources in the background (a generic instance, idle). */
+export function preloadCodeSources(): void {
+  loadCodeSources().catch(() => {
+    // Importing again on use will report it.
+    codeSources = undefined;
+  });
+}
+
+/**
  * Downloads and unpacks an archive or url source, abandoned at `specialize_timeout`. A path source
  * needs none of this, and none of its cost in the specialization a request waits on.
  */
@@ -111,7 +127,9 @@ async function unpackWithin(request: CodeSource, config: Config): Promise<string
       : undefined;
   try {
     const deadline = new Promise<never>((_, reject) => timeout.signal.addEventListener('abort', () => reject(timeout.signal.reason)));
-    return await Promise.race([materialize(request, { maxBytes: config.maxCodeSize, maxEntries: config.maxCodeEntries }, timeout.signal), deadline]);
+    const limits = { maxBytes: config.maxCodeSize, maxEntries: config.maxCodeEntries };
+    const unpacked = loadCodeSources().then(({ materialize }) => materialize(request, limits, timeout.signal));
+    return await Promise.race([unpacked, deadline]);
   } finally {
     clearTimeout(timer);
   }

@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import { request } from 'undici';
 import type { Admission } from '../admission.js';
 import type { Config } from '../config/settings.js';
 import type { Identity } from '../control/specialize.js';
@@ -15,8 +14,12 @@ const PRESSURE_MS = 1_000;
 /** Concurrency assumed per instance when max_inflight is unlimited and nothing else is set. */
 const DEFAULT_CONCURRENCY = 100;
 
-/** POSTs a hint as JSON with undici, bounded by `timeoutMs`. */
+/**
+ * POSTs a hint as JSON with undici, bounded by `timeoutMs`. undici is imported on the first hint,
+ * not at start: most instances never push one, and it is the largest module the watchdog uses.
+ */
 export const postHint: SendHint = async (url, hint, timeoutMs) => {
+  const { request } = await import('undici');
   const { statusCode, body } = await request(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
