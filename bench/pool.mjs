@@ -8,14 +8,18 @@
 // `--client raw` (the default) sends each request as prepared bytes on a plain socket, so the
 // figure is the instance's time and not the client library's; `--client undici` times the same
 // requests made with undici, as a Node platform component would make them.
+// `--bins A,B,…` compares watchdog executables (say, copies of watchdog/bin/pilotlight.js with
+// other V8 flags in their shebang, next to it): instances and cold starts alternate between them
+// within one run, so the host's drift falls on each alike, and each gets its own line. This is
+// how the sub-millisecond choices in docs/architecture.md were measured.
 //
-//   node bench/pool.mjs [--instances 100] [--batch 10] [--cold 20] [--settle 2000] [--later 0] [--client raw]
+//   node bench/pool.mjs [--instances 100] [--batch 10] [--cold 20] [--settle 2000] [--later 0] [--client raw] [--bins A,B]
 import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client } from 'undici';
@@ -28,6 +32,7 @@ const { values } = parseArgs({
     settle: { type: 'string', default: '2000' },
     later: { type: 'string', default: '0' },
     client: { type: 'string', default: 'raw' },
+    bins: { type: 'string' },
   },
 });
 const INSTANCES = Number(values.instances);
@@ -37,7 +42,7 @@ const SETTLE_MS = Number(values.settle);
 const LATER_MS = Number(values.later);
 const CLIENT = values.client;
 if (CLIENT !== 'raw' && CLIENT !== 'undici') throw new Error(`--client is raw or undici, not ${CLIENT}`);
-const BIN = fileURLToPath(new URL('../watchdog/bin/pilotlight.js', import.meta.url));
+const BINS = values.bins?.split(',').map((bin) => resolve(bin)) ?? [fileURLToPath(new URL('../watchdog/bin/pilotlight.js', import.meta.url))];
 const HELLO_DIR = fileURLToPath(new URL('../examples/hello-ts', import.meta.url));
 
 // Every Node start pays for NODE_EXTRA_CA_CERTS; production images don't set it.
@@ -63,10 +68,11 @@ function records(file) {
 
 /** Starts a watchdog and resolves once it has logged its port (and the state wanted, if any). */
 async function startWatchdog(env, wantState) {
+  const bin = started % BINS.length;
   const file = join(LOGS, `instance-${started++}.log`);
   const out = openSync(file, 'w');
   // Run through its shebang, which carries the V8 flags the image's entrypoint passes too.
-  const child = spawn(BIN, [], {
+  const child = spawn(BINS[bin], [], {
     env: { ...baseEnv, PILOTLIGHT_PORT: '0', PILOTLIGHT_HOST: '127.0.0.1', PILOTLIGHT_SUPPRESS_LOCK: 'true', PILOTLIGHT_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', out, 'inherit'],
   });
@@ -77,7 +83,7 @@ async function startWatchdog(env, wantState) {
     if (exited !== undefined) throw new Error(`watchdog exited with ${exited}; its log is ${file}`);
     const seen = records(file);
     const port = seen.find((record) => record.port)?.port;
-    if (port && (!wantState || seen.some((record) => record.state === wantState))) return { child, port };
+    if (port && (!wantState || seen.some((record) => record.state === wantState))) return { child, port, bin };
     await new Promise((r) => setTimeout(r, 2));
   }
 }
@@ -186,6 +192,7 @@ async function poolRun() {
   const inRuntime = [];
   const first = [];
   const later = [];
+  const totalByBin = BINS.map(() => []);
   for (let done = 0; done < INSTANCES; done += BATCH) {
     const size = Math.min(BATCH, INSTANCES - done);
     const instances = await Promise.all(Array.from({ length: size }, () => startWatchdog({ PILOTLIGHT_RUNTIME: 'node' }, 'generic')));
@@ -193,7 +200,7 @@ async function poolRun() {
     // warming) so one instance's specialization is not timed against nine others still booting.
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const clients = [];
-    for (const { port } of instances) {
+    for (const { port, bin } of instances) {
       const started = performance.now();
       const res = await sendNew(port, SPECIALIZE, clients);
       const answer = JSON.parse(res.text);
@@ -203,6 +210,7 @@ async function poolRun() {
       const done = performance.now();
       if (status !== 200) throw new Error(`first request answered ${status}`);
       total.push(done - started);
+      totalByBin[bin].push(done - started);
       specialized.push(answered - started);
       inWatchdog.push(answer.specializeMs);
       inRuntime.push(answer.loadMs);
@@ -219,6 +227,7 @@ async function poolRun() {
   }
   return {
     total: stats(total),
+    totalByBin: totalByBin.map(stats),
     specialized: stats(specialized),
     inWatchdog: stats(inWatchdog),
     inRuntime: stats(inRuntime),
@@ -229,9 +238,10 @@ async function poolRun() {
 
 async function coldRun() {
   const samples = [];
+  const byBin = BINS.map(() => []);
   for (let i = 0; i < COLD; i++) {
     const started = performance.now();
-    const { child, port } = await startWatchdog({ PILOTLIGHT_RUNTIME: 'node', PILOTLIGHT_FUNCTION_DIR: HELLO_DIR });
+    const { child, port, bin } = await startWatchdog({ PILOTLIGHT_RUNTIME: 'node', PILOTLIGHT_FUNCTION_DIR: HELLO_DIR });
     const client = new Client(`http://127.0.0.1:${port}`);
     // Poll for the first 200: the time a cold request would wait.
     for (;;) {
@@ -240,10 +250,11 @@ async function coldRun() {
       await new Promise((r) => setTimeout(r, 2));
     }
     samples.push(performance.now() - started);
+    byBin[bin].push(performance.now() - started);
     await client.close();
     await stop([child]);
   }
-  return stats(samples);
+  return { all: stats(samples), byBin: byBin.map(stats) };
 }
 
 /**
@@ -264,19 +275,30 @@ async function warmClient() {
 
 await warmClient();
 const pool = await poolRun();
-const cold = await coldRun();
-console.log(`pool: ${INSTANCES} generic instances (batches of ${BATCH}), specialize → first 200, ${CLIENT} client`);
+const { all: cold, byBin: coldByBin } = await coldRun();
 const line = (what, s) => `${what}: p50 ${fmt(s.p50)} ms  p99 ${fmt(s.p99)} ms`;
-console.log(`  total (client): p50 ${fmt(pool.total.p50)} ms  p99 ${fmt(pool.total.p99)} ms  mean ${fmt(pool.total.mean)} ms  max ${fmt(pool.total.max)} ms`);
-console.log(`    ${line('specialize answered (client)', pool.specialized)}`);
-console.log(`      ${line('specializeMs (watchdog)', pool.inWatchdog)}`);
-console.log(`        ${line('loadMs (runtime)', pool.inRuntime)}`);
-console.log(`    ${line('first request (client)', pool.first)}`);
-if (pool.later) console.log(`  ${line(`a request ${LATER_MS} ms later, for reference`, pool.later)}`);
+if (pool.total) {
+  console.log(`pool: ${INSTANCES} generic instances (batches of ${BATCH}), specialize → first 200, ${CLIENT} client`);
+  console.log(`  total (client): p50 ${fmt(pool.total.p50)} ms  p99 ${fmt(pool.total.p99)} ms  mean ${fmt(pool.total.mean)} ms  max ${fmt(pool.total.max)} ms`);
+  console.log(`    ${line('specialize answered (client)', pool.specialized)}`);
+  console.log(`      ${line('specializeMs (watchdog)', pool.inWatchdog)}`);
+  console.log(`        ${line('loadMs (runtime)', pool.inRuntime)}`);
+  console.log(`    ${line('first request (client)', pool.first)}`);
+  if (pool.later) console.log(`  ${line(`a request ${LATER_MS} ms later, for reference`, pool.later)}`);
+}
 if (cold) {
   console.log(`cold: ${COLD} full starts, process start → first 200`);
   console.log(`  p50 ${fmt(cold.p50)} ms  p99 ${fmt(cold.p99)} ms  mean ${fmt(cold.mean)} ms`);
-  console.log(`ratio cold/pool p50: ${(cold.p50 / pool.total.p50).toFixed(1)}x`);
+  if (pool.total) console.log(`ratio cold/pool p50: ${(cold.p50 / pool.total.p50).toFixed(1)}x`);
 }
-console.log(JSON.stringify({ pool, cold }));
+if (BINS.length > 1) {
+  console.log('by watchdog executable (alternating instances):');
+  BINS.forEach((bin, i) => {
+    const pooled = pool.totalByBin[i];
+    const coldOne = coldByBin[i];
+    const parts = [pooled && `pool p50 ${fmt(pooled.p50)} ms  mean ${fmt(pooled.mean)} ms  p99 ${fmt(pooled.p99)} ms (${pooled.n})`, coldOne && `cold p50 ${fmt(coldOne.p50)} ms (${coldOne.n})`];
+    console.log(`  ${basename(bin)}: ${parts.filter(Boolean).join('; ')}`);
+  });
+}
+console.log(JSON.stringify({ pool, cold, bins: BINS, coldByBin }));
 rmSync(LOGS, { recursive: true, force: true });
