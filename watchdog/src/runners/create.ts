@@ -29,12 +29,11 @@ function pythonRuntimeDir(): string {
 }
 
 /**
- * V8 flags for the Node runtime, which V8 takes only on the command line.
- *
- * The watchdog itself runs with these and `--no-lazy` (its bin shebang and the images'
- * ENTRYPOINT; a test keeps the three in step). `--no-lazy` is not for the runtime: it would
- * compile all of Koa, routing-controllers and class-validator at every start, and was no faster
- * to a first response (p50 9.4 against 9.5 ms in one interleaved run).
+ * V8 flags for the Node runtime, which V8 takes only on the command line. The watchdog runs with
+ * these and `--no-lazy` (its bin shebang and the images' ENTRYPOINT; a test keeps the three in
+ * step). `--no-lazy` is not for the runtime: it would compile all of Koa, routing-controllers
+ * and class-validator at every start, and was no faster to a first response (p50 9.4 against
+ * 9.5 ms in one interleaved run).
  *
  * `--no-flush-bytecode`: V8 drops the bytecode of functions that have not run for a few garbage
  * collections, and an idle process's memory reducer runs exactly those. A pool instance waits
@@ -42,12 +41,11 @@ function pythonRuntimeDir(): string {
  * for: measured, a pool instance specialized after 40 s took 15 ms to its first response instead
  * of 11 (benchmarks.md, "Pre-warmed pool").
  *
- * `--no-lazy-feedback-allocation`: V8 keeps type feedback for a function from its first call
- * rather than from its first few, so the warm-up, which calls most code paths only once or
- * twice, leaves feedback behind for the load and the first request: p50 0.2–1.1 ms lower in
- * three interleaved runs, for ~5 MB more RSS in the runtime (benchmarks.md, "Pre-warmed pool").
+ * Not `--no-lazy-feedback-allocation`: it took up to 1 ms off a specialization, once, and added
+ * 9% to the runtime's CPU per request, and 8–19% to the watchdog's, for the instance's whole life
+ * (docs/architecture.md, "Type feedback from the first call").
  */
-export const NODE_POOL_FLAGS = ['--no-flush-bytecode', '--no-lazy-feedback-allocation'];
+export const NODE_POOL_FLAGS = ['--no-flush-bytecode'];
 
 /** The command that starts a built-in runtime. */
 function runtimeArgv(config: Config): readonly string[] {
