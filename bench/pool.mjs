@@ -249,8 +249,9 @@ async function coldRun() {
       if (status === 200) break;
       await new Promise((r) => setTimeout(r, 2));
     }
-    samples.push(performance.now() - started);
-    byBin[bin].push(performance.now() - started);
+    const sample = performance.now() - started;
+    samples.push(sample);
+    byBin[bin].push(sample);
     await client.close();
     await stop([child]);
   }

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { Admission } from './admission.js';
 import type { Config } from './config/settings.js';
 import { createControl } from './control/routes.js';
-import { createSpecializeHandler, type Identity, preloadCodeSources } from './control/specialize.js';
+import { createSpecializeHandler, type Identity, warmSpecialization } from './control/specialize.js';
 import { ERROR_HEADER } from './errors.js';
 import { Lifecycle } from './lifecycle.js';
 import { Listener } from './listener.js';
@@ -191,9 +191,7 @@ export class Watchdog {
       // Runners with a process say `ready` or `generic` themselves; the others are ready now.
       if (this.lifecycle.state === 'starting') this.lifecycle.set('ready');
       if (this.#runner instanceof RuntimeRunner) await this.#warmUp(port);
-      // A generic instance has time to spare until it is specialized: the archive and url
-      // sources' code is loaded now rather than by the specialization that needs it.
-      if (this.lifecycle.state === 'generic') preloadCodeSources();
+      if (this.lifecycle.state === 'generic') warmSpecialization();
     } catch (error) {
       if (this.lifecycle.state !== 'failed') throw error;
     }

@@ -104,13 +104,6 @@ async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
 let codeSources: Promise<typeof import('../specialize/source.js')> | undefined;
 const loadCodeSources = () => (codeSources ??= import('../specialize/source.js'));
 
-/** Starts importing the archive and url sources in the background (a generic instance, idle). */
-export function preloadCodeSources(): void {
-  loadCodeSources().catch(() => {
-    // Importing again on use will report it.
-    codeSources = undefined;
-  });
-}
 
 /**
  * Downloads and unpacks an archive or url source, abandoned at `specialize_timeout`. A path source
@@ -175,12 +168,18 @@ async function specialize(req: IncomingMessage, res: ServerResponse, deps: Speci
 }
 
 /**
- * Reads and validates a made-up body once: zod compiles a schema on its first use, which would
- * add ~3 ms to the specialization that a request waits on.
+ * Readies a generic instance, idle until it is specialized, for the specialization: reads and
+ * validates a made-up body once (zod compiles a schema on its first use, ~3 ms the request would
+ * otherwise wait for) and imports the archive and url sources in the background. An instance
+ * that never becomes generic never pays for either.
  */
-async function warmBodyParsing(): Promise<void> {
+export function warmSpecialization(): void {
   const body = Object.assign(Readable.from([Buffer.from('{"path":"/","function":"warm-up"}')]), { headers: {} });
-  parseSpecializeRequest(await readJson(body as unknown as IncomingMessage, 0));
+  void readJson(body as unknown as IncomingMessage, 0).then(parseSpecializeRequest);
+  loadCodeSources().catch(() => {
+    // Importing again on use will report it.
+    codeSources = undefined;
+  });
 }
 
 /**
@@ -188,7 +187,6 @@ async function warmBodyParsing(): Promise<void> {
  * JSON error with a stable code, and leaves the instance generic and usable.
  */
 export function createSpecializeHandler(deps: SpecializeDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  if (deps.runtime) void warmBodyParsing();
   return (req, res) => {
     specialize(req, res, deps).catch((error: unknown) => {
       const known =
