@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ArchiveEntry, type ArchiveFormat, type CodeServer, entriesOf, makeArchive, sha256, startCodeServer } from '../support/archives.js';
-import { expectError, expectGeneric, expectHelloWorld, expectSpecialized, HELLO_TS, specialize } from '../support/specialize.js';
+import { callFunction, expectError, expectGeneric, expectHelloWorld, expectSpecialized, HELLO_TS, specialize } from '../support/specialize.js';
 import { freePort, killAll, type RunningWatchdog, startWatchdog } from '../support/watchdog.js';
 
 // The watchdog extracts into a fresh `pilotlight-code-*` directory under its tmpdir. It gets a
@@ -226,5 +226,26 @@ describe('after every refusal above', () => {
     const answer = await specializeArchive('zip', makeArchive('zip', helloEntries()));
     expectSpecialized(answer);
     await expectHelloWorld(watchdog);
+  });
+});
+
+describe.each(FORMATS)('a %s archive with an executable file', (format) => {
+  it('keeps its executable bit: the function can run what it ships', async () => {
+    const instance = await startWatchdog({ env: { PILOTLIGHT_RUNTIME: 'node', TMPDIR: TMP }, waitFor: 'listening' });
+    await instance.waitForState('generic');
+    const archive = makeArchive(format, [
+      {
+        name: 'index.mjs',
+        data: [
+          "import { execFileSync } from 'node:child_process';",
+          "import { fileURLToPath } from 'node:url';",
+          "export default () => execFileSync(fileURLToPath(new URL('./bin/tool.sh', import.meta.url))).toString();",
+        ].join('\n'),
+      },
+      { name: 'bin/tool.sh', data: '#!/bin/sh\necho "the bundled tool ran"\n', mode: 0o755 },
+    ]);
+    expectSpecialized(await specialize(instance, { archive: archive.toString('base64'), format }));
+    const answer = await callFunction(instance);
+    expect({ status: answer.status, text: answer.text }).toEqual({ status: 200, text: 'the bundled tool ran\n' });
   });
 });

@@ -6,7 +6,7 @@ import { join, relative, sep } from 'node:path';
 
 /** One entry of a crafted archive, written exactly as given (no name clean-up). */
 export type ArchiveEntry =
-  | { readonly name: string; readonly type?: 'file'; readonly data: string | Buffer }
+  | { readonly name: string; readonly type?: 'file'; readonly data: string | Buffer; readonly mode?: number }
   | { readonly name: string; readonly type: 'dir' }
   | { readonly name: string; readonly type: 'symlink'; readonly target: string };
 
@@ -36,7 +36,7 @@ if spec['format'] == 'tar.gz':
             else:
                 data = base64.b64decode(e['data'])
                 info.size = len(data)
-                info.mode = 0o644
+                info.mode = e['mode']
                 tar.addfile(info, io.BytesIO(data))
 else:
     with zipfile.ZipFile(out, 'w', zipfile.ZIP_DEFLATED) as z:
@@ -51,7 +51,7 @@ else:
                 info.external_attr = 0o120777 << 16
                 z.writestr(info, e['target'].encode())
             else:
-                info.external_attr = 0o100644 << 16
+                info.external_attr = (0o100000 | e['mode']) << 16
                 z.writestr(info, base64.b64decode(e['data']))
 sys.stdout.buffer.write(out.getvalue())
 `;
@@ -63,7 +63,7 @@ export function makeArchive(format: ArchiveFormat, entries: readonly ArchiveEntr
     entries: entries.map((entry) =>
       entry.type === 'dir' || entry.type === 'symlink'
         ? entry
-        : { name: entry.name, type: 'file', data: Buffer.from(entry.data).toString('base64') },
+        : { name: entry.name, type: 'file', data: Buffer.from(entry.data).toString('base64'), mode: entry.mode ?? 0o644 },
     ),
   };
   return execFileSync('python3', ['-c', WRITER], { input: JSON.stringify(spec), maxBuffer: 64 * 1024 * 1024 });

@@ -104,10 +104,12 @@ async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
 let codeSources: Promise<typeof import('../specialize/source.js')> | undefined;
 const loadCodeSources = () => (codeSources ??= import('../specialize/source.js'));
 
-
 /**
  * Downloads and unpacks an archive or url source, abandoned at `specialize_timeout`. A path source
  * needs none of this, and none of its cost in the specialization a request waits on.
+ *
+ * The abandoned work stops at its next step and deletes its directory; should it have finished
+ * in the meantime, the directory it returns is deleted here, as nothing will load from it.
  */
 async function unpackWithin(request: CodeSource, config: Config): Promise<string> {
   const timeout = new AbortController();
@@ -122,7 +124,14 @@ async function unpackWithin(request: CodeSource, config: Config): Promise<string
     const deadline = new Promise<never>((_, reject) => timeout.signal.addEventListener('abort', () => reject(timeout.signal.reason)));
     const limits = { maxBytes: config.maxCodeSize, maxEntries: config.maxCodeEntries };
     const unpacked = loadCodeSources().then(({ materialize }) => materialize(request, limits, timeout.signal));
-    return await Promise.race([unpacked, deadline]);
+    try {
+      return await Promise.race([unpacked, deadline]);
+    } catch (error) {
+      if (timeout.signal.aborted) {
+        void unpacked.then((dir) => rm(dir, { recursive: true, force: true })).catch(() => undefined);
+      }
+      throw error;
+    }
   } finally {
     clearTimeout(timer);
   }

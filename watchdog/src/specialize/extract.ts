@@ -1,9 +1,7 @@
-import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { Parser, x as untar } from 'tar';
+import { Parser } from 'tar';
 import yauzl from 'yauzl';
 import { WatchdogError } from '../errors.js';
 
@@ -21,6 +19,16 @@ interface Listed {
   readonly directory: boolean;
   readonly size: number;
 }
+
+/** A tar entry read whole: its content is in memory once the checking pass is done. */
+interface TarEntry extends Listed {
+  readonly mode: number;
+  readonly chunks: Buffer[];
+}
+
+/** Permission bits an extracted file keeps (then masked by the umask): an executable stays one. */
+const PERMISSIONS = 0o777;
+const DEFAULT_MODE = 0o644;
 
 function unsafe(path: string, why: string): WatchdogError {
   return new WatchdogError('PILOTLIGHT_ARCHIVE_UNSAFE', `archive entry ${JSON.stringify(path)} ${why}; nothing was extracted`);
@@ -46,23 +54,42 @@ function checkBounds(entries: readonly Listed[], limits: ArchiveLimits): void {
 const TAR_FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
 const TAR_META_TYPES = new Set(['ExtendedHeader', 'GlobalExtendedHeader', 'NextFileHasLongPath', 'NextFileHasLongLinkpath', 'OldExtendedHeader']);
 
-/** Lists a tar.gz without writing anything, refusing links, devices and escaping paths. */
-function listTar(archive: Buffer): Promise<Listed[]> {
+/**
+ * Reads a tar.gz without writing anything, refusing links, devices and escaping paths, and keeps
+ * each file's content: a tar has no index, so reading it is the only way to check it, and what
+ * was read need not be inflated twice. The content kept stops at `limits.maxBytes`.
+ */
+function readTar(archive: Buffer, limits: ArchiveLimits): Promise<TarEntry[]> {
   return new Promise((resolve, reject) => {
-    const entries: Listed[] = [];
+    const entries: TarEntry[] = [];
+    let total = 0;
     let failure: Error | undefined;
     const parser = new Parser({
       strict: true,
       onReadEntry: (entry) => {
-        entry.resume();
-        if (failure || TAR_META_TYPES.has(entry.type)) return;
+        if (failure || TAR_META_TYPES.has(entry.type)) {
+          entry.resume();
+          return;
+        }
         try {
           checkPath(entry.path);
-          if (entry.type === 'Directory') entries.push({ path: entry.path, directory: true, size: 0 });
-          else if (TAR_FILE_TYPES.has(entry.type)) entries.push({ path: entry.path, directory: false, size: entry.size ?? 0 });
-          else throw unsafe(entry.path, `is a ${entry.type}, and only files and folders are extracted`);
+          if (entry.type === 'Directory') {
+            entries.push({ path: entry.path, directory: true, size: 0, mode: 0, chunks: [] });
+            entry.resume();
+          } else if (TAR_FILE_TYPES.has(entry.type)) {
+            const mode = (entry.mode ?? DEFAULT_MODE) & PERMISSIONS;
+            const file: TarEntry = { path: entry.path, directory: false, size: entry.size ?? 0, mode, chunks: [] };
+            entries.push(file);
+            total += file.size;
+            // Past the bound the entries are still counted and checked, but no longer kept.
+            if (total > limits.maxBytes) entry.resume();
+            else entry.on('data', (chunk: Buffer) => file.chunks.push(chunk));
+          } else {
+            throw unsafe(entry.path, `is a ${entry.type}, and only files and folders are extracted`);
+          }
         } catch (error) {
           failure = error as Error;
+          entry.resume();
         }
       },
     });
@@ -77,6 +104,36 @@ function listTar(archive: Buffer): Promise<Listed[]> {
     parser.on('end', () => (failure ? reject(failure) : resolve(entries)));
     parser.end(archive);
   });
+}
+
+/**
+ * Creates folders under an extraction target, each once: creating a file costs a few system
+ * calls, and a `mkdir` per file on top of them was a third of a zip's extraction time.
+ */
+function folderMaker(): (path: string) => Promise<void> {
+  const made = new Set<string>();
+  return async (path) => {
+    if (made.has(path)) return;
+    await mkdir(path, { recursive: true });
+    made.add(path);
+  };
+}
+
+/** Writes what {@link readTar} read, one entry at a time, stopping at the first after `signal` aborts. */
+async function writeTar(entries: readonly TarEntry[], target: string, signal: AbortSignal): Promise<void> {
+  const folder = folderMaker();
+  for (const entry of entries) {
+    signal.throwIfAborted();
+    const path = join(target, normalize(entry.path));
+    if (entry.directory) {
+      await folder(path);
+    } else {
+      await folder(dirname(path));
+      // A later entry of the same name replaces an earlier one, as tar itself does. The target
+      // is fresh and holds no links, so `w` cannot write anywhere else.
+      await writeFile(path, entry.chunks, { mode: entry.mode, signal });
+    }
+  }
 }
 
 function openZip(archive: Buffer): Promise<yauzl.ZipFile> {
@@ -123,18 +180,21 @@ async function walkZip(archive: Buffer, visit: (zip: yauzl.ZipFile, entry: yauzl
   });
 }
 
-async function extractZip(archive: Buffer, target: string): Promise<void> {
+async function extractZip(archive: Buffer, target: string, signal: AbortSignal): Promise<void> {
+  const folder = folderMaker();
   await walkZip(archive, async (zip, entry) => {
+    signal.throwIfAborted();
     const path = join(target, normalize(entry.fileName));
     if (entry.fileName.endsWith('/')) {
-      await mkdir(path, { recursive: true });
+      await folder(path);
       return;
     }
-    await mkdir(dirname(path), { recursive: true });
+    await folder(dirname(path));
     const stream = await new Promise<Readable>((resolve, reject) => {
       zip.openReadStream(entry, (error, readable) => (error ? reject(error) : resolve(readable)));
     });
-    await pipeline(stream, createWriteStream(path, { flags: 'wx' }));
+    const mode = (entry.externalFileAttributes >>> 16) & PERMISSIONS || DEFAULT_MODE;
+    await writeFile(path, stream, { flag: 'wx', mode, signal });
   });
 }
 
@@ -142,11 +202,15 @@ async function extractZip(archive: Buffer, target: string): Promise<void> {
  * Extracts `archive` into the empty directory `target`, only after a first pass has checked every
  * entry: any `..`, absolute path, link or device rejects the whole archive with nothing written,
  * and so do more entries or bytes than `limits` allow (sizes are checked again while inflating).
+ * Files are written one at a time, so `signal` (a specialization past its deadline) stops the
+ * extraction at the next file, with nothing still writing; what was written is the caller's to
+ * delete.
  */
-export async function extractArchive(archive: Buffer, format: ArchiveFormat, target: string, limits: ArchiveLimits): Promise<void> {
+export async function extractArchive(archive: Buffer, format: ArchiveFormat, target: string, limits: ArchiveLimits, signal: AbortSignal): Promise<void> {
   if (format === 'tar.gz') {
-    checkBounds(await listTar(archive), limits);
-    await pipeline(Readable.from([archive]), untar({ cwd: target, strict: true, preservePaths: false, preserveOwner: false }));
+    const entries = await readTar(archive, limits);
+    checkBounds(entries, limits);
+    await writeTar(entries, target, signal);
     return;
   }
   const entries: Listed[] = [];
@@ -154,5 +218,5 @@ export async function extractArchive(archive: Buffer, format: ArchiveFormat, tar
     entries.push({ path: entry.fileName, directory: entry.fileName.endsWith('/'), size: entry.uncompressedSize });
   });
   checkBounds(entries, limits);
-  await extractZip(archive, target);
+  await extractZip(archive, target, signal);
 }

@@ -56,12 +56,12 @@ async function download(url: string, sha256: string, limit: number, signal: Abor
   return Buffer.concat(chunks);
 }
 
-async function unpack(archive: Buffer, format: ArchiveFormat, limits: ArchiveLimits): Promise<string> {
+async function unpack(archive: Buffer, format: ArchiveFormat, limits: ArchiveLimits, signal: AbortSignal): Promise<string> {
   const target = await mkdtemp(join(tmpdir(), 'pilotlight-code-'));
   try {
-    await extractArchive(archive, format, target, limits);
+    await extractArchive(archive, format, target, limits, signal);
   } catch (error) {
-    // A refused archive leaves nothing behind, not even the directory it was checked for.
+    // A refused or abandoned archive leaves nothing behind, not even the directory it was checked for.
     await rm(target, { recursive: true, force: true });
     throw error;
   }
@@ -73,14 +73,15 @@ export type CodeSource = Exclude<SpecializeRequest, { path: string }>;
 
 /**
  * Puts the requested code on disk and returns its new directory: an `archive` decoded and
- * extracted, a `url` downloaded, verified and extracted.
+ * extracted, a `url` downloaded, verified and extracted. Once `signal` aborts, it stops at the
+ * next step and deletes what it wrote.
  */
 export async function materialize(request: CodeSource, limits: ArchiveLimits, signal: AbortSignal): Promise<string> {
   if ('archive' in request) {
     // base64 is 4 characters per 3 bytes; refuse before decoding anything too large.
     if (limits.maxBytes > 0 && (request.archive.length * 3) / 4 > limits.maxBytes + 3) throw tooLarge('the archive', limits.maxBytes);
-    return unpack(Buffer.from(request.archive, 'base64'), request.format, limits);
+    return unpack(Buffer.from(request.archive, 'base64'), request.format, limits, signal);
   }
   const archive = await download(request.url, request.sha256, limits.maxBytes, signal);
-  return unpack(archive, formatOf(request.url, request.format), limits);
+  return unpack(archive, formatOf(request.url, request.format), limits, signal);
 }

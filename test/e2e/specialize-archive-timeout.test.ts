@@ -1,0 +1,79 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ArchiveEntry, type ArchiveFormat, type CodeServer, entriesOf, makeArchive, sha256, startCodeServer } from '../support/archives.js';
+import { expectError, expectGeneric, expectHelloWorld, expectSpecialized, HELLO_TS, specialize } from '../support/specialize.js';
+import { killAll, type RunningWatchdog, startWatchdog } from '../support/watchdog.js';
+
+// An archive that takes longer to extract than PILOTLIGHT_SPECIALIZE_TIMEOUT allows: the request
+// gets its 504 at the deadline, and the extraction it abandoned must neither go on writing nor
+// leave its directory behind. The watchdog gets a private tmpdir so that can be seen.
+const TMP = mkdtempSync(join(tmpdir(), 'pilotlight-e2e-archive-timeout-'));
+const ENTRIES = 6000;
+const FORMATS: ArchiveFormat[] = ['tar.gz', 'zip'];
+
+let watchdog: RunningWatchdog;
+let codeServer: CodeServer;
+
+beforeAll(async () => {
+  [watchdog, codeServer] = await Promise.all([
+    startWatchdog({
+      env: {
+        PILOTLIGHT_RUNTIME: 'node',
+        PILOTLIGHT_SPECIALIZE_TIMEOUT: '100ms',
+        PILOTLIGHT_MAX_CODE_ENTRIES: String(ENTRIES + 10),
+        TMPDIR: TMP,
+      },
+      waitFor: 'listening',
+    }),
+    startCodeServer(),
+  ]);
+  await watchdog.waitForState('generic');
+});
+
+afterAll(async () => {
+  await killAll();
+  await codeServer?.close();
+  rmSync(TMP, { recursive: true, force: true });
+});
+
+/** Thousands of small files: each is a mkdir, an open, a write and a close to extract. */
+function slowArchive(format: ArchiveFormat): Buffer {
+  const entries: ArchiveEntry[] = [{ name: 'index.mjs', data: 'export default () => "late";\n' }];
+  for (let i = 0; i < ENTRIES; i += 1) entries.push({ name: `lib/${i % 50}/file-${i}.js`, data: `export const n = ${i};\n` });
+  return makeArchive(format, entries);
+}
+
+/** The extraction directories in the watchdog's tmpdir, polled until there are none or 10 s pass. */
+async function leftoverDirs(): Promise<string[]> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const dirs = readdirSync(TMP).filter((name) => name.startsWith('pilotlight-code-'));
+    if (dirs.length === 0 || Date.now() > deadline) return dirs;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe.each(FORMATS)('a %s archive still extracting at PILOTLIGHT_SPECIALIZE_TIMEOUT', (format) => {
+  it('gets 504, and the abandoned extraction deletes its directory', async () => {
+    const answer = await specialize(watchdog, { archive: slowArchive(format).toString('base64'), format });
+    expectError(answer, 504, 'PILOTLIGHT_SPECIALIZE_TIMEOUT');
+    expect(await leftoverDirs()).toEqual([]);
+    await expectGeneric(watchdog);
+  });
+});
+
+describe('a url archive still extracting at PILOTLIGHT_SPECIALIZE_TIMEOUT', () => {
+  it('gets 504, leaves no directory, and the instance then specializes with good code', async () => {
+    const archive = slowArchive('zip');
+    codeServer.serve('/slow.zip', archive);
+    expectError(await specialize(watchdog, { url: `${codeServer.url}/slow.zip`, sha256: sha256(archive) }), 504, 'PILOTLIGHT_SPECIALIZE_TIMEOUT');
+    expect(await leftoverDirs()).toEqual([]);
+    await expectGeneric(watchdog);
+
+    const good = makeArchive('zip', entriesOf(HELLO_TS, (name) => name === 'package.json' || name === 'dist/index.js'));
+    expectSpecialized(await specialize(watchdog, { archive: good.toString('base64'), format: 'zip' }));
+    await expectHelloWorld(watchdog);
+  });
+});
