@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, interceptors, request } from 'undici';
+import { Agent, type Dispatcher, interceptors, request } from 'undici';
 import { WatchdogError } from '../errors.js';
 import { type ArchiveFormat, type ArchiveLimits, extractArchive } from './extract.js';
 import type { SpecializeRequest } from './request.js';
@@ -19,11 +19,24 @@ function formatOf(url: string, given: ArchiveFormat | undefined): ArchiveFormat 
   throw new WatchdogError('PILOTLIGHT_BAD_SPECIALIZE', `cannot tell the archive format of ${url}: add "format": "tar.gz" or "zip"`);
 }
 
-/** Downloads `url` with undici, bounded in size, and checks its sha256 before anything uses it. */
+/**
+ * Downloads `url` with undici, bounded in size, and checks its sha256 before anything uses it. The
+ * agent is this download's alone and is closed after it: a generic instance downloads once, and
+ * kept-alive sockets to an artifact store would outlive the need by the agent's idle timeout.
+ */
 async function download(url: string, sha256: string, limit: number, signal: AbortSignal): Promise<Buffer> {
+  const agent = new Agent();
+  try {
+    return await fetchVerified(url, sha256, limit, signal, agent.compose(interceptors.redirect({ maxRedirections: 5 })));
+  } finally {
+    await agent.destroy();
+  }
+}
+
+async function fetchVerified(url: string, sha256: string, limit: number, signal: AbortSignal, dispatcher: Dispatcher): Promise<Buffer> {
   let response: Awaited<ReturnType<typeof request>>;
   try {
-    response = await request(url, { signal, dispatcher: new Agent().compose(interceptors.redirect({ maxRedirections: 5 })) });
+    response = await request(url, { signal, dispatcher });
   } catch (error) {
     if (signal.aborted) throw signal.reason;
     throw new WatchdogError('PILOTLIGHT_FETCH_FAILED', `could not fetch ${url}: ${(error as { code?: string }).code ?? (error as Error).message}`);
