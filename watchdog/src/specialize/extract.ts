@@ -1,7 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
 import { Readable } from 'node:stream';
-import { Parser } from 'tar';
+import { pipeline } from 'node:stream/promises';
+import { Parser, type ReadEntry } from 'tar';
 import yauzl from 'yauzl';
 import { WatchdogError } from '../errors.js';
 
@@ -18,12 +19,6 @@ interface Listed {
   readonly path: string;
   readonly directory: boolean;
   readonly size: number;
-}
-
-/** A tar entry read whole: its content is in memory once the checking pass is done. */
-interface TarEntry extends Listed {
-  readonly mode: number;
-  readonly chunks: Buffer[];
 }
 
 /** Permission bits an extracted file keeps (then masked by the umask): an executable stays one. */
@@ -54,42 +49,23 @@ function checkBounds(entries: readonly Listed[], limits: ArchiveLimits): void {
 const TAR_FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
 const TAR_META_TYPES = new Set(['ExtendedHeader', 'GlobalExtendedHeader', 'NextFileHasLongPath', 'NextFileHasLongLinkpath', 'OldExtendedHeader']);
 
-/**
- * Reads a tar.gz without writing anything, refusing links, devices and escaping paths, and keeps
- * each file's content: a tar has no index, so reading it is the only way to check it, and what
- * was read need not be inflated twice. The content kept stops at `limits.maxBytes`.
- */
-function readTar(archive: Buffer, limits: ArchiveLimits): Promise<TarEntry[]> {
+/** Lists a tar.gz without writing anything, refusing links, devices and escaping paths. */
+function listTar(archive: Buffer): Promise<Listed[]> {
   return new Promise((resolve, reject) => {
-    const entries: TarEntry[] = [];
-    let total = 0;
+    const entries: Listed[] = [];
     let failure: Error | undefined;
     const parser = new Parser({
       strict: true,
       onReadEntry: (entry) => {
-        if (failure || TAR_META_TYPES.has(entry.type)) {
-          entry.resume();
-          return;
-        }
+        entry.resume();
+        if (failure || TAR_META_TYPES.has(entry.type)) return;
         try {
           checkPath(entry.path);
-          if (entry.type === 'Directory') {
-            entries.push({ path: entry.path, directory: true, size: 0, mode: 0, chunks: [] });
-            entry.resume();
-          } else if (TAR_FILE_TYPES.has(entry.type)) {
-            const mode = (entry.mode ?? DEFAULT_MODE) & PERMISSIONS;
-            const file: TarEntry = { path: entry.path, directory: false, size: entry.size ?? 0, mode, chunks: [] };
-            entries.push(file);
-            total += file.size;
-            // Past the bound the entries are still counted and checked, but no longer kept.
-            if (total > limits.maxBytes) entry.resume();
-            else entry.on('data', (chunk: Buffer) => file.chunks.push(chunk));
-          } else {
-            throw unsafe(entry.path, `is a ${entry.type}, and only files and folders are extracted`);
-          }
+          if (entry.type === 'Directory') entries.push({ path: entry.path, directory: true, size: 0 });
+          else if (TAR_FILE_TYPES.has(entry.type)) entries.push({ path: entry.path, directory: false, size: entry.size ?? 0 });
+          else throw unsafe(entry.path, `is a ${entry.type}, and only files and folders are extracted`);
         } catch (error) {
           failure = error as Error;
-          entry.resume();
         }
       },
     });
@@ -119,21 +95,62 @@ function folderMaker(): (path: string) => Promise<void> {
   };
 }
 
-/** Writes what {@link readTar} read, one entry at a time, stopping at the first after `signal` aborts. */
-async function writeTar(entries: readonly TarEntry[], target: string, signal: AbortSignal): Promise<void> {
+/** How much of a compressed archive the writing pass inflates at a time. */
+const SLICE = 64 * 1024;
+
+function* slices(archive: Buffer): Generator<Buffer> {
+  for (let at = 0; at < archive.length; at += SLICE) yield archive.subarray(at, at + SLICE);
+}
+
+/**
+ * Writes a tar.gz that {@link listTar} has checked, one file at a time: each entry's content is
+ * read only once the file before it is written, so the parser waits, the archive is inflated a
+ * slice at a time, and after `signal` aborts nothing more is written and nothing is left writing.
+ * tar's own `Unpack` writes every file at once and cannot be stopped.
+ */
+async function writeTar(archive: Buffer, target: string, signal: AbortSignal): Promise<void> {
   const folder = folderMaker();
-  for (const entry of entries) {
-    signal.throwIfAborted();
+  let written = Promise.resolve();
+  let failure: unknown;
+  const writeEntry = async (entry: ReadEntry) => {
     const path = join(target, normalize(entry.path));
-    if (entry.directory) {
+    if (entry.type === 'Directory') {
+      entry.resume();
       await folder(path);
-    } else {
+    } else if (TAR_FILE_TYPES.has(entry.type)) {
       await folder(dirname(path));
       // A later entry of the same name replaces an earlier one, as tar itself does. The target
       // is fresh and holds no links, so `w` cannot write anywhere else.
-      await writeFile(path, entry.chunks, { mode: entry.mode, signal });
+      await writeFile(path, entry, { mode: (entry.mode ?? DEFAULT_MODE) & PERMISSIONS, signal });
+    } else {
+      entry.resume();
     }
+  };
+  const parser = new Parser({
+    strict: true,
+    onReadEntry: (entry) => {
+      written = written.then(async () => {
+        if (failure === undefined) {
+          try {
+            signal.throwIfAborted();
+            await writeEntry(entry);
+            return;
+          } catch (error) {
+            failure = error;
+            parser.abort(error as Error);
+          }
+        }
+        entry.resume();
+      });
+    },
+  });
+  try {
+    await pipeline(Readable.from(slices(archive)), parser);
+  } catch (error) {
+    failure ??= error;
   }
+  await written;
+  if (failure !== undefined) throw failure;
 }
 
 function openZip(archive: Buffer): Promise<yauzl.ZipFile> {
@@ -208,9 +225,8 @@ async function extractZip(archive: Buffer, target: string, signal: AbortSignal):
  */
 export async function extractArchive(archive: Buffer, format: ArchiveFormat, target: string, limits: ArchiveLimits, signal: AbortSignal): Promise<void> {
   if (format === 'tar.gz') {
-    const entries = await readTar(archive, limits);
-    checkBounds(entries, limits);
-    await writeTar(entries, target, signal);
+    checkBounds(await listTar(archive), limits);
+    await writeTar(archive, target, signal);
     return;
   }
   const entries: Listed[] = [];
