@@ -138,6 +138,14 @@ describe.each(FORMATS)('a %s archive that cannot be read', (format) => {
     await expectGeneric(watchdog);
   });
 
+  it('is refused as invalid when one path would have to be both a file and a folder', async () => {
+    const archive = makeArchive(format, [GOOD_MODULE, { name: 'lib', data: 'a file\n' }, { name: 'lib/util.js', data: 'export {};\n' }]);
+    const answer = await specializeArchive(format, archive);
+    expectError(answer, 400, 'PILOTLIGHT_ARCHIVE_INVALID');
+    expect(answer.body.message).toContain('"lib" is both a file and a folder');
+    await expectGeneric(watchdog);
+  });
+
   it('is refused as invalid when it is the other format', async () => {
     const other = makeArchive(format === 'zip' ? 'tar.gz' : 'zip', helloEntries());
     expectError(await specializeArchive(format, other), 400, 'PILOTLIGHT_ARCHIVE_INVALID');
@@ -229,11 +237,13 @@ describe('after every refusal above', () => {
   });
 });
 
-describe.each(FORMATS)('a %s archive with an executable file', (format) => {
-  it('keeps its executable bit: the function can run what it ships', async () => {
+describe.each(FORMATS)('a good %s archive is extracted as tar -x or unzip -o would', (format) => {
+  it('keeps executable bits, and a later entry of the same name replaces the earlier one', async () => {
     const instance = await startWatchdog({ env: { PILOTLIGHT_RUNTIME: 'node', TMPDIR: TMP }, waitFor: 'listening' });
     await instance.waitForState('generic');
     const archive = makeArchive(format, [
+      { name: 'index.mjs', data: 'export default () => "the stale entry";\n' },
+      { name: 'bin/tool.sh', data: '#!/bin/sh\necho "the bundled tool ran"\n', mode: 0o755 },
       {
         name: 'index.mjs',
         data: [
@@ -242,7 +252,6 @@ describe.each(FORMATS)('a %s archive with an executable file', (format) => {
           "export default () => execFileSync(fileURLToPath(new URL('./bin/tool.sh', import.meta.url))).toString();",
         ].join('\n'),
       },
-      { name: 'bin/tool.sh', data: '#!/bin/sh\necho "the bundled tool ran"\n', mode: 0o755 },
     ]);
     expectSpecialized(await specialize(instance, { archive: archive.toString('base64'), format }));
     const answer = await callFunction(instance);

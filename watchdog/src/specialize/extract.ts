@@ -46,6 +46,26 @@ function checkBounds(entries: readonly Listed[], limits: ArchiveLimits): void {
   }
 }
 
+/**
+ * Refuses entries that need one path to be both a file and a folder (`a`, then `a/b`): no order of
+ * writing could extract them. The same file twice is not refused: the later one wins, as with
+ * `tar -x` and `unzip -o`.
+ */
+function checkLayout(entries: readonly Listed[]): void {
+  const files = new Set<string>();
+  const folders = new Set<string>();
+  for (const entry of entries) {
+    const parts = normalize(entry.path).split(/[\\/]/).filter((part) => part !== '' && part !== '.');
+    for (let depth = 1; depth < parts.length; depth += 1) folders.add(parts.slice(0, depth).join('/'));
+    (entry.directory ? folders : files).add(parts.join('/'));
+  }
+  for (const file of files) {
+    if (folders.has(file)) {
+      throw new WatchdogError('PILOTLIGHT_ARCHIVE_INVALID', `archive entry ${JSON.stringify(file)} is both a file and a folder; nothing was extracted`);
+    }
+  }
+}
+
 const TAR_FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
 const TAR_META_TYPES = new Set(['ExtendedHeader', 'GlobalExtendedHeader', 'NextFileHasLongPath', 'NextFileHasLongLinkpath', 'OldExtendedHeader']);
 
@@ -211,21 +231,25 @@ async function extractZip(archive: Buffer, target: string, signal: AbortSignal):
       zip.openReadStream(entry, (error, readable) => (error ? reject(error) : resolve(readable)));
     });
     const mode = (entry.externalFileAttributes >>> 16) & PERMISSIONS || DEFAULT_MODE;
-    await writeFile(path, stream, { flag: 'wx', mode, signal });
+    // As in a tar, a later entry of the same name replaces an earlier one.
+    await writeFile(path, stream, { mode, signal });
   });
 }
 
 /**
  * Extracts `archive` into the empty directory `target`, only after a first pass has checked every
  * entry: any `..`, absolute path, link or device rejects the whole archive with nothing written,
- * and so do more entries or bytes than `limits` allow (sizes are checked again while inflating).
+ * and so do more entries or bytes than `limits` allow (sizes are checked again while inflating)
+ * and a path that would have to be both a file and a folder.
  * Files are written one at a time, so `signal` (a specialization past its deadline) stops the
  * extraction at the next file, with nothing still writing; what was written is the caller's to
  * delete.
  */
 export async function extractArchive(archive: Buffer, format: ArchiveFormat, target: string, limits: ArchiveLimits, signal: AbortSignal): Promise<void> {
   if (format === 'tar.gz') {
-    checkBounds(await listTar(archive), limits);
+    const entries = await listTar(archive);
+    checkBounds(entries, limits);
+    checkLayout(entries);
     await writeTar(archive, target, signal);
     return;
   }
@@ -234,5 +258,6 @@ export async function extractArchive(archive: Buffer, format: ArchiveFormat, tar
     entries.push({ path: entry.fileName, directory: entry.fileName.endsWith('/'), size: entry.uncompressedSize });
   });
   checkBounds(entries, limits);
+  checkLayout(entries);
   await extractZip(archive, target, signal);
 }
