@@ -141,7 +141,7 @@ async function writeTar(archive: Buffer, target: string, signal: AbortSignal): P
       await folder(dirname(path));
       // A later entry of the same name replaces an earlier one, as tar itself does. The target
       // is fresh and holds no links, so `w` cannot write anywhere else.
-      await writeFile(path, entry, { mode: (entry.mode ?? DEFAULT_MODE) & PERMISSIONS, signal });
+      await writeFile(path, entry, { mode: (entry.mode ?? 0) & PERMISSIONS || DEFAULT_MODE, signal });
     } else {
       entry.resume();
     }
