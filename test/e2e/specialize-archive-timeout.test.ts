@@ -2,15 +2,17 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ArchiveEntry, type ArchiveFormat, type CodeServer, entriesOf, makeArchive, sha256, startCodeServer } from '../support/archives.js';
-import { expectError, expectGeneric, expectHelloWorld, expectSpecialized, HELLO_TS, specialize } from '../support/specialize.js';
+import { type ArchiveEntry, type ArchiveFormat, type CodeServer, makeArchive, sha256, startCodeServer } from '../support/archives.js';
+import { expectError, expectGeneric, specialize } from '../support/specialize.js';
 import { killAll, type RunningWatchdog, startWatchdog } from '../support/watchdog.js';
 
 // An archive that takes longer to extract than PILOTLIGHT_SPECIALIZE_TIMEOUT allows: the request
 // gets its 504 at the deadline, and the extraction it abandoned must neither go on writing nor
 // leave its directory behind. The watchdog gets a private tmpdir so that can be seen.
 const TMP = mkdtempSync(join(tmpdir(), 'pilotlight-e2e-archive-timeout-'));
-const ENTRIES = 6000;
+// Far more files than any machine extracts in PILOTLIGHT_SPECIALIZE_TIMEOUT: the listing pass
+// alone takes longer on a fast one.
+const ENTRIES = 20_000;
 const FORMATS: ArchiveFormat[] = ['tar.gz', 'zip'];
 
 let watchdog: RunningWatchdog;
@@ -45,14 +47,19 @@ function slowArchive(format: ArchiveFormat): Buffer {
   return makeArchive(format, entries);
 }
 
-/** The extraction directories in the watchdog's tmpdir, polled until there are none or 10 s pass. */
+const extractionDirs = () => readdirSync(TMP).filter((name) => name.startsWith('pilotlight-code-'));
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The extraction directories in the watchdog's tmpdir, polled until there are none (or 10 s
+ * pass), then looked at once more a little later: a writer still running would create the
+ * directory again under the cleanup, as tar's own extraction did.
+ */
 async function leftoverDirs(): Promise<string[]> {
   const deadline = Date.now() + 10_000;
-  for (;;) {
-    const dirs = readdirSync(TMP).filter((name) => name.startsWith('pilotlight-code-'));
-    if (dirs.length === 0 || Date.now() > deadline) return dirs;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  while (extractionDirs().length > 0 && Date.now() < deadline) await sleep(50);
+  await sleep(500);
+  return extractionDirs();
 }
 
 describe.each(FORMATS)('a %s archive still extracting at PILOTLIGHT_SPECIALIZE_TIMEOUT', (format) => {
@@ -65,15 +72,11 @@ describe.each(FORMATS)('a %s archive still extracting at PILOTLIGHT_SPECIALIZE_T
 });
 
 describe('a url archive still extracting at PILOTLIGHT_SPECIALIZE_TIMEOUT', () => {
-  it('gets 504, leaves no directory, and the instance then specializes with good code', async () => {
+  it('gets 504 and leaves no directory', async () => {
     const archive = slowArchive('zip');
     codeServer.serve('/slow.zip', archive);
     expectError(await specialize(watchdog, { url: `${codeServer.url}/slow.zip`, sha256: sha256(archive) }), 504, 'PILOTLIGHT_SPECIALIZE_TIMEOUT');
     expect(await leftoverDirs()).toEqual([]);
     await expectGeneric(watchdog);
-
-    const good = makeArchive('zip', entriesOf(HELLO_TS, (name) => name === 'package.json' || name === 'dist/index.js'));
-    expectSpecialized(await specialize(watchdog, { archive: good.toString('base64'), format: 'zip' }));
-    await expectHelloWorld(watchdog);
   });
 });
