@@ -138,6 +138,14 @@ describe.each(FORMATS)('a %s archive that cannot be read', (format) => {
     await expectGeneric(watchdog);
   });
 
+  it('is refused as invalid when a name is too long for the file system', async () => {
+    const archive = makeArchive(format, [GOOD_MODULE, { name: `lib/${'x'.repeat(300)}.js`, data: 'export {};\n' }]);
+    const answer = await specializeArchive(format, archive);
+    expectError(answer, 400, 'PILOTLIGHT_ARCHIVE_INVALID');
+    expect(answer.body.message).toContain('ENAMETOOLONG');
+    await expectGeneric(watchdog);
+  });
+
   it('is refused as invalid when one path would have to be both a file and a folder', async () => {
     const archive = makeArchive(format, [GOOD_MODULE, { name: 'lib', data: 'a file\n' }, { name: 'lib/util.js', data: 'export {};\n' }]);
     const answer = await specializeArchive(format, archive);
@@ -149,6 +157,21 @@ describe.each(FORMATS)('a %s archive that cannot be read', (format) => {
   it('is refused as invalid when it is the other format', async () => {
     const other = makeArchive(format === 'zip' ? 'tar.gz' : 'zip', helloEntries());
     expectError(await specializeArchive(format, other), 400, 'PILOTLIGHT_ARCHIVE_INVALID');
+    await expectGeneric(watchdog);
+  });
+});
+
+describe('a zip whose directory is sound but whose data is not', () => {
+  it('is refused as invalid when an entry does not inflate, naming the entry', async () => {
+    // The checking pass reads only the central directory; the data is found broken while
+    // extracting. The first entry's data starts after the 30-byte local header and its name;
+    // 0x07 there is a deflate block of the reserved type.
+    const name = 'data.txt';
+    const archive = makeArchive('zip', [{ name, data: 'hello '.repeat(1000) }, GOOD_MODULE]);
+    archive[30 + name.length] = 0x07;
+    const answer = await specializeArchive('zip', archive);
+    expectError(answer, 400, 'PILOTLIGHT_ARCHIVE_INVALID');
+    expect(answer.body.message).toContain(name);
     await expectGeneric(watchdog);
   });
 });

@@ -1,3 +1,4 @@
+import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
 import { Readable } from 'node:stream';
@@ -227,12 +228,22 @@ async function extractZip(archive: Buffer, target: string, signal: AbortSignal):
       return;
     }
     await folder(dirname(path));
-    const stream = await new Promise<Readable>((resolve, reject) => {
-      zip.openReadStream(entry, (error, readable) => (error ? reject(error) : resolve(readable)));
-    });
     const mode = (entry.externalFileAttributes >>> 16) & PERMISSIONS || DEFAULT_MODE;
-    // As in a tar, a later entry of the same name replaces an earlier one.
-    await writeFile(path, stream, { mode, signal });
+    try {
+      const stream = await new Promise<Readable>((resolve, reject) => {
+        zip.openReadStream(entry, (error, readable) => (error ? reject(error) : resolve(readable)));
+      });
+      // As in a tar, a later entry of the same name replaces an earlier one. `pipeline`, not
+      // `writeFile(path, stream)`: a broken entry makes yauzl's inflate stream emit a second
+      // error after the first, and only `pipeline` keeps listening (without it, the watchdog
+      // crashed on it).
+      await pipeline(stream, createWriteStream(path, { mode }), { signal });
+    } catch (error) {
+      // The central directory, all the checking pass reads, can be sound while an entry's data
+      // is not: that is found only now, inflating it.
+      if (signal.aborted || typeof (error as NodeJS.ErrnoException).syscall === 'string') throw error;
+      throw new WatchdogError('PILOTLIGHT_ARCHIVE_INVALID', `not a readable zip: entry ${JSON.stringify(entry.fileName)}: ${(error as Error).message}`);
+    }
   });
 }
 

@@ -69,14 +69,37 @@ async function fetchVerified(url: string, sha256: string, limit: number, signal:
   return Buffer.concat(chunks);
 }
 
+/**
+ * A file system error from putting code on disk, as the watchdog's error. A name this file system
+ * cannot hold is the archive's fault; anything else (no space, a read-only or foreign tmpdir) is
+ * the instance's, and neither is a bug in the watchdog.
+ */
+function writeError(error: unknown, dir: string): unknown {
+  const failure = error as NodeJS.ErrnoException;
+  if (error instanceof WatchdogError || typeof failure?.code !== 'string' || typeof failure.syscall !== 'string') return error;
+  if (failure.code === 'ENAMETOOLONG' || failure.code === 'EILSEQ') {
+    return new WatchdogError('PILOTLIGHT_ARCHIVE_INVALID', `an archive entry has a name this file system cannot hold (${failure.message}); nothing was kept`);
+  }
+  return new WatchdogError(
+    'PILOTLIGHT_CODE_UNWRITABLE',
+    `the code could not be written under ${dir} (${failure.message}): give the instance a writable TMPDIR with room for max_code_size`,
+  );
+}
+
 async function unpack(archive: Buffer, format: ArchiveFormat, limits: ArchiveLimits, signal: AbortSignal): Promise<string> {
-  const target = await mkdtemp(join(tmpdir(), 'pilotlight-code-'));
+  const dir = tmpdir();
+  let target: string;
+  try {
+    target = await mkdtemp(join(dir, 'pilotlight-code-'));
+  } catch (error) {
+    throw writeError(error, dir);
+  }
   try {
     await extractArchive(archive, format, target, limits, signal);
   } catch (error) {
     // A refused or abandoned archive leaves nothing behind, not even the directory it was checked for.
     await rm(target, { recursive: true, force: true });
-    throw error;
+    throw writeError(error, dir);
   }
   return target;
 }
