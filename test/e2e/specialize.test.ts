@@ -417,3 +417,17 @@ describe('one generic instance through every refusal, then a good specialization
     expect(watchdog.logs.filter((r) => r.code === 'PILOTLIGHT_INTERNAL')).toEqual([]);
   });
 });
+
+describe('a runtime instance whose TMPDIR cannot be written', () => {
+  it('exits 1 with PILOTLIGHT_START_FAILED as a JSON log line that names TMPDIR and the fix', async () => {
+    // Under /proc nothing can be created, not even by root (which CI may run as).
+    const unwritable = '/proc/pilotlight-no-such-dir';
+    const failing = await startWatchdog({ env: { PILOTLIGHT_RUNTIME: 'node', TMPDIR: unwritable }, waitFor: 'nothing' });
+    expect((await failing.exited).code).toBe(1);
+    const fatal = failing.logs.find((record) => record.level === 'fatal');
+    expect(fatal).toMatchObject({ code: 'PILOTLIGHT_START_FAILED' });
+    expect(fatal?.msg).toContain(unwritable);
+    expect(fatal?.msg).toContain('writable TMPDIR');
+    expect(failing.rawLines).toEqual([]);
+  });
+});

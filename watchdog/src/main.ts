@@ -33,14 +33,24 @@ export async function main(env: NodeJS.ProcessEnv, argv: readonly string[]): Pro
   }
   const { config } = loaded;
   const { logger, destination } = createLogger({ level: config.logLevel, functionName: config.functionName, instance: config.instance });
-  const watchdog = new Watchdog({
-    config,
-    logger,
-    spawn: defaultSpawn,
-    env,
-    writeRaw: (text) => destination.write(text),
-    version: VERSION,
-  });
+  const startFailed = async (error: unknown): Promise<never> => {
+    logger.fatal({ err: error, code: 'PILOTLIGHT_START_FAILED' }, `could not start: ${(error as Error).message}`);
+    await drainLog(destination);
+    process.exit(1);
+  };
+  let watchdog: Watchdog;
+  try {
+    watchdog = new Watchdog({
+      config,
+      logger,
+      spawn: defaultSpawn,
+      env,
+      writeRaw: (text) => destination.write(text),
+      version: VERSION,
+    });
+  } catch (error) {
+    return startFailed(error);
+  }
   if (process.pid === 1) {
     // Orphans are re-parented to PID 1, and Node reaps only the children it spawned itself.
     logger.warn(
@@ -60,8 +70,6 @@ export async function main(env: NodeJS.ProcessEnv, argv: readonly string[]): Pro
   try {
     await watchdog.start();
   } catch (error) {
-    logger.fatal({ err: error, code: 'PILOTLIGHT_START_FAILED' }, `could not start: ${(error as Error).message}`);
-    await drainLog(destination);
-    process.exit(1);
+    await startFailed(error);
   }
 }

@@ -80,7 +80,13 @@ export class RuntimeRunner implements Runner {
   #isUp = true;
 
   constructor(private readonly options: RuntimeRunnerOptions) {
-    this.#socketDir = mkdtempSync(join(tmpdir(), 'pilotlight-'));
+    try {
+      this.#socketDir = mkdtempSync(join(tmpdir(), 'pilotlight-'));
+    } catch (error) {
+      throw new Error(
+        `the runtime's socket directory cannot be created under ${tmpdir()} (${(error as Error).message}): give the container a writable TMPDIR (with a read-only root file system, an emptyDir volume)`,
+      );
+    }
     const socketPath = join(this.#socketDir, 'runtime.sock');
     this.#upstream = new Upstream({
       target: { path: socketPath },
