@@ -431,3 +431,15 @@ describe('a runtime instance whose TMPDIR cannot be written', () => {
     expect(failing.rawLines).toEqual([]);
   });
 });
+
+describe('SIGTERM while a specialization is loading', () => {
+  it('answers it 503 PILOTLIGHT_DRAINING (no fault of the code), restarts nothing, exits 0', async () => {
+    const watchdog = await takeGeneric();
+    const loading = specialize(watchdog, { path: join(FUNCTIONS, 'hangs-at-import') });
+    await watchdog.waitForLog((r) => r.state === 'specializing');
+    watchdog.process.kill('SIGTERM');
+    expectError(await loading, 503, 'PILOTLIGHT_DRAINING');
+    expect((await watchdog.exited).code).toBe(0);
+    expect(watchdog.logs.filter((r) => String(r.msg).startsWith('restarting the function process'))).toEqual([]);
+  });
+});

@@ -46,11 +46,17 @@ function authorize(req: IncomingMessage, token: string | undefined): void {
   }
 }
 
+function shuttingDown(message: string): WatchdogError {
+  return new WatchdogError('PILOTLIGHT_DRAINING', message, { connection: 'close' });
+}
+
 function refuseUnlessGeneric(deps: SpecializeDeps): void {
   const state = deps.lifecycle.state;
   if (!deps.runtime) throw new WatchdogError('PILOTLIGHT_NOT_GENERIC', 'this instance has no runtime to load code into (set PILOTLIGHT_RUNTIME)');
   if (state === 'specializing') throw new WatchdogError('PILOTLIGHT_SPECIALIZING', 'a specialization of this instance is already in progress');
   if (state === 'starting') throw new WatchdogError('PILOTLIGHT_NOT_READY', 'the runtime is still starting; retry shortly', { 'retry-after': '1' });
+  if (state === 'draining') throw shuttingDown('this instance is shutting down; specialize another instance');
+  if (state === 'failed') throw new WatchdogError('PILOTLIGHT_FAILED', 'the runtime could not be kept running; this instance is failed, specialize another one');
   if (state !== 'generic') throw new WatchdogError('PILOTLIGHT_NOT_GENERIC', `this instance is ${state}, not generic: it can be specialized only once`);
 }
 
@@ -172,6 +178,10 @@ async function specialize(req: IncomingMessage, res: ServerResponse, deps: Speci
   } catch (error) {
     if (lifecycle.state === 'specializing') lifecycle.set('generic', `specialization failed: ${(error as Error).message}`);
     if (unpacked !== undefined) await rm(unpacked, { recursive: true, force: true });
+    // Shutdown stops the runtime under a load; that is no fault of the code being loaded.
+    if (lifecycle.state === 'draining') {
+      throw shuttingDown('this instance began shutting down during the specialization; specialize another instance');
+    }
     throw error;
   }
 }

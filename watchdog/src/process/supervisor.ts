@@ -132,7 +132,8 @@ export class Supervisor {
    * `max_restarts` nor grow the backoff.
    */
   restart(reason: string, { failure = true }: { failure?: boolean } = {}): void {
-    if (!this.#child) return;
+    // Once stopping, the process is already being stopped, with its grace period.
+    if (!this.#child || this.#stopping) return;
     if (!failure) this.#replaced = this.#child;
     this.options.logger.warn({ reason }, `restarting the function process: ${reason}`);
     signalGroup(this.#child, 'SIGKILL');
