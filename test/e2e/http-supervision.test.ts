@@ -54,6 +54,19 @@ describe('http mode: startup', () => {
     expect(served.body.toString()).toBe('ok GET /after');
   });
 
+  it('says in the log why it is still starting when the upstream does not answer for 5 s', async () => {
+    const gate = join(gates, 'slow-listen');
+    const { watchdog, upstream } = await startHttp('http-upstream.js', { env: { LISTEN_GATE: gate }, waitFor: 'listening' });
+    const warning = await watchdog.waitForLog((r) => r.code === 'PILOTLIGHT_UPSTREAM_NOT_ANSWERING', 20_000);
+    expect(warning).toMatchObject({ level: 'warn', upstreamUrl: upstream, last: 'ECONNREFUSED' });
+    expect(warning.msg).toContain(upstream);
+    expect(warning.msg).toContain('upstream_url');
+    expect(await getJson(watchdog.url, '/_/status')).toMatchObject({ state: 'starting' });
+
+    openGate(gate);
+    await watchdog.waitForState('ready');
+  });
+
   it('reports health and status', async () => {
     const { watchdog } = await startHttp('http-upstream.js', { env: { PILOTLIGHT_FUNCTION_NAME: 'hello', PILOTLIGHT_INSTANCE: 'hello-7f9c' } });
     const health = await fetch(`${watchdog.url}/_/health`);

@@ -22,6 +22,7 @@ export const ERRORS = {
   PILOTLIGHT_UPSTREAM_UNAVAILABLE: { status: 502, summary: 'The `http` mode upstream refused or dropped the connection.' },
   PILOTLIGHT_UPSTREAM_BAD_RESPONSE: { status: 502, summary: 'The upstream answered with something that is not valid HTTP/1.1; the message says what.' },
   PILOTLIGHT_UPSTREAM_EXITED: { status: 502, summary: 'The `http` mode process exited while the request was in flight; the message names the exit code or signal.' },
+  PILOTLIGHT_UPSTREAM_NOT_ANSWERING: { status: null, summary: 'The `http` mode upstream has not answered its readiness probe for 5 s (then every 30 s); the log line says what the last probe got.' },
   PILOTLIGHT_UPSTREAM_RESTARTS: { status: null, summary: 'The `http` mode process exited and is being restarted with backoff.' },
   PILOTLIGHT_FUNCTION_FAILED: { status: 500, summary: 'A fork-mode process exited non-zero or by a signal before answering.' },
   PILOTLIGHT_SPAWN_FAILED: { status: 500, summary: 'A fork-mode process could not be started (command not found, not executable).' },

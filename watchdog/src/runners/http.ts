@@ -42,6 +42,14 @@ function upstreamTarget(url: string): UpstreamTarget {
 const UNHEALTHY_AFTER = 3;
 
 /**
+ * While an upstream has not answered yet, the log says why after this long and again at this
+ * interval: a process listening on another port than `upstream_url` otherwise just stays
+ * `starting`, with nothing in the log to say so.
+ */
+const NOT_ANSWERING_FIRST_WARNING_MS = 5_000;
+const NOT_ANSWERING_WARNING_EVERY_MS = 30_000;
+
+/**
  * `http` mode: supervises one long-lived HTTP server and proxies every request to it.
  */
 export class HttpRunner implements Runner {
@@ -49,6 +57,8 @@ export class HttpRunner implements Runner {
   readonly #supervisor: Supervisor | undefined;
   #failedProbes = 0;
   #healthTimer: NodeJS.Timeout | undefined;
+  /** Why the last probe failed, for the log. */
+  #probeFailure = '';
 
   constructor(private readonly options: HttpRunnerOptions) {
     this.#upstream = new Upstream({
@@ -89,7 +99,7 @@ export class HttpRunner implements Runner {
     if (this.#supervisor) {
       await this.#supervisor.start();
     } else {
-      while (!(await this.#probe())) await sleep(50);
+      await this.#pollUntilAnswering(() => true);
       this.options.events.ready();
     }
     this.#healthTimer = setInterval(() => void this.#checkHealth(), this.options.healthcheckInterval).unref();
@@ -99,10 +109,28 @@ export class HttpRunner implements Runner {
    * Probes until the process answers or exits. An arbitrary HTTP server has no handshake to send,
    * so this polls, starting at 5 ms so a fast server is seen within milliseconds.
    */
-  async #waitUntilAnswering(child: ChildProcess): Promise<boolean> {
+  #waitUntilAnswering(child: ChildProcess): Promise<boolean> {
+    return this.#pollUntilAnswering(() => child.exitCode === null && child.signalCode === null);
+  }
+
+  /** Probes while `alive()`, saying in the log what is wrong when it takes long. */
+  async #pollUntilAnswering(alive: () => boolean): Promise<boolean> {
+    const started = performance.now();
+    let warnAt = NOT_ANSWERING_FIRST_WARNING_MS;
     let delay = 5;
-    while (child.exitCode === null && child.signalCode === null) {
+    while (alive()) {
       if (await this.#probe()) return true;
+      const waited = performance.now() - started;
+      if (waited >= warnAt) {
+        warnAt += NOT_ANSWERING_WARNING_EVERY_MS;
+        const { upstreamUrl, readyPath } = this.options;
+        this.options.logger.warn(
+          { code: 'PILOTLIGHT_UPSTREAM_NOT_ANSWERING', upstreamUrl, readyPath, waitedMs: Math.round(waited), last: this.#probeFailure },
+          `the function has not answered on ${upstreamUrl} for ${Math.round(waited / 1000)} s (last probe: ${this.#probeFailure}); ` +
+            'check that it listens on the port upstream_url names' +
+            (readyPath ? ` and that ${readyPath} answers 2xx once it is ready` : ''),
+        );
+      }
       await sleep(delay);
       delay = Math.min(delay * 1.5, 100);
     }
@@ -124,8 +152,11 @@ export class HttpRunner implements Runner {
     const path = this.options.readyPath;
     try {
       const status = await this.#upstream.probe(path ? 'GET' : 'OPTIONS', path ?? '/');
-      return path ? status >= 200 && status < 300 : true;
-    } catch {
+      if (!path || (status >= 200 && status < 300)) return true;
+      this.#probeFailure = `GET ${path} answered ${status}`;
+      return false;
+    } catch (error) {
+      this.#probeFailure = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
       return false;
     }
   }
