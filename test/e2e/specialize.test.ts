@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type CodeServer, entriesOf, makeArchive, sha256, startCodeServer } from '../support/archives.js';
 import {
@@ -441,5 +442,20 @@ describe('SIGTERM while a specialization is loading', () => {
     expectError(await loading, 503, 'PILOTLIGHT_DRAINING');
     expect((await watchdog.exited).code).toBe(0);
     expect(watchdog.logs.filter((r) => String(r.msg).startsWith('restarting the function process'))).toEqual([]);
+  });
+});
+
+describe('a runtime that never says hello', () => {
+  it('leaves the instance starting and says why in the log after 5 s', async () => {
+    const silent = fileURLToPath(new URL('../fixtures/silent-runtime.js', import.meta.url));
+    const watchdog = await startWatchdog({
+      env: { PILOTLIGHT_RUNTIME: 'node', PILOTLIGHT_RUNTIME_COMMAND: `${process.execPath} ${silent}` },
+      waitFor: 'listening',
+    });
+    const warning = await watchdog.waitForLog((r) => r.code === 'PILOTLIGHT_RUNTIME_NO_HELLO', 20_000);
+    expect(warning.level).toBe('warn');
+    expect(warning.msg).toContain('hello');
+    expect(warning.msg).toContain('docs/runtime-protocol.md');
+    expect(await status(watchdog)).toMatchObject({ state: 'starting' });
   });
 });

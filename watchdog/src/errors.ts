@@ -38,6 +38,7 @@ export const ERRORS = {
   PILOTLIGHT_CHECKSUM_MISMATCH: { status: 422, summary: 'The code fetched from `url` does not have the `sha256` given.' },
   PILOTLIGHT_LOAD_FAILED: { status: 422, summary: "The runtime could not load the function; the body has the runtime's `reason` code, message and stack." },
   PILOTLIGHT_SPECIALIZE_TIMEOUT: { status: 504, summary: 'Specialization took longer than `specialize_timeout`; a runtime still loading was restarted, an extraction stopped, and the instance is generic again.' },
+  PILOTLIGHT_RUNTIME_NO_HELLO: { status: null, summary: 'The runtime has run for 5 s (then every 30 s) without its `hello` on the control channel; the instance stays `starting`.' },
   PILOTLIGHT_RUNTIME_UNRESPONSIVE: { status: null, summary: 'The runtime stopped answering health pings (user code blocking its event loop); it was restarted.' },
   PILOTLIGHT_HINT_UNDELIVERED: { status: null, summary: 'A scale hint could not be delivered to `scale_hint_url` after retries; logged once per outage.' },
   PILOTLIGHT_NOT_FOUND: { status: 404, summary: 'No such `/_/` endpoint, or no such file in `static` mode.' },

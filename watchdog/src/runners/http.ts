@@ -8,7 +8,7 @@ import type { Spawn } from '../process/group.js';
 import { Supervisor } from '../process/supervisor.js';
 import type { UpstreamTarget } from '../proxy/connection.js';
 import { Upstream } from '../proxy/upstream.js';
-import type { Runner, RunnerEvents } from './runner.js';
+import { type Runner, type RunnerEvents, SLOW_START_WARNING } from './runner.js';
 import { WatchdogError } from '../errors.js';
 
 /** Everything the `http` runner needs. */
@@ -40,14 +40,6 @@ function upstreamTarget(url: string): UpstreamTarget {
 
 /** Consecutive failed health probes before the upstream counts as unhealthy. */
 const UNHEALTHY_AFTER = 3;
-
-/**
- * While an upstream has not answered yet, the log says why after this long and again at this
- * interval: a process listening on another port than `upstream_url` otherwise just stays
- * `starting`, with nothing in the log to say so.
- */
-const NOT_ANSWERING_FIRST_WARNING_MS = 5_000;
-const NOT_ANSWERING_WARNING_EVERY_MS = 30_000;
 
 /**
  * `http` mode: supervises one long-lived HTTP server and proxies every request to it.
@@ -116,13 +108,13 @@ export class HttpRunner implements Runner {
   /** Probes while `alive()`, saying in the log what is wrong when it takes long. */
   async #pollUntilAnswering(alive: () => boolean): Promise<boolean> {
     const started = performance.now();
-    let warnAt = NOT_ANSWERING_FIRST_WARNING_MS;
+    let warnAt: number = SLOW_START_WARNING.firstMs;
     let delay = 5;
     while (alive()) {
       if (await this.#probe()) return true;
       const waited = performance.now() - started;
       if (waited >= warnAt) {
-        warnAt += NOT_ANSWERING_WARNING_EVERY_MS;
+        warnAt += SLOW_START_WARNING.everyMs;
         const { upstreamUrl, readyPath } = this.options;
         this.options.logger.warn(
           { code: 'PILOTLIGHT_UPSTREAM_NOT_ANSWERING', upstreamUrl, readyPath, waitedMs: Math.round(waited), last: this.#probeFailure },

@@ -1,6 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Invocation } from '../invocation.js';
 
+/**
+ * While a started process has not come up (an `http` upstream not answering its probe, a runtime
+ * not saying `hello`), the log says so after `firstMs` and again every `everyMs`: otherwise the
+ * instance just stays `starting`, with nothing in the log to say why.
+ */
+export const SLOW_START_WARNING = { firstMs: 5_000, everyMs: 30_000 } as const;
+
 /** A scale hint from function code (the logger's `hints`). */
 export interface FunctionHint {
   readonly saturated?: boolean;

@@ -11,7 +11,7 @@ import type { Spawn } from '../process/group.js';
 import { RuntimeChannel, type RuntimeMessage } from '../process/runtime-channel.js';
 import { Supervisor } from '../process/supervisor.js';
 import { Upstream } from '../proxy/upstream.js';
-import type { Runner, RunnerEvents } from './runner.js';
+import { type Runner, type RunnerEvents, SLOW_START_WARNING } from './runner.js';
 
 /** What to load into a runtime (the `load` message). */
 export interface LoadSpec {
@@ -160,7 +160,19 @@ export class RuntimeRunner implements Runner {
   /** Waits for the runtime's `hello`: the handshake that replaces polling. */
   async #handshake(child: ChildProcess): Promise<boolean> {
     const channel = new RuntimeChannel(child);
-    const hello = await channel.next('hello');
+    const started = performance.now();
+    let warning: NodeJS.Timeout | undefined;
+    const warn = (): void => {
+      const waited = Math.round(performance.now() - started);
+      this.options.logger.warn(
+        { code: 'PILOTLIGHT_RUNTIME_NO_HELLO', pid: child.pid, waitedMs: waited },
+        `the runtime has run for ${Math.round(waited / 1000)} s without saying hello on its control channel; ` +
+          'a runtime sends {"type":"hello",...} once it is up (docs/runtime-protocol.md)',
+      );
+      warning = setTimeout(warn, SLOW_START_WARNING.everyMs).unref();
+    };
+    warning = setTimeout(warn, SLOW_START_WARNING.firstMs).unref();
+    const hello = await channel.next('hello').finally(() => clearTimeout(warning));
     if (!hello) return false;
     this.options.logger.info({ runtime: hello.runtime, protocol: hello.protocol, version: hello.version }, 'runtime is up');
     this.#channel = channel;
