@@ -207,7 +207,7 @@ export class RuntimeRunner implements Runner {
       this.options.events.ready();
     } catch (error) {
       this.options.logger.error({ err: error, code: (error as WatchdogError).code }, `could not load the function: ${(error as Error).message}`);
-      this.options.events.failed(`the function failed to load: ${(error as Error).message}`);
+      this.options.events.failed((error as Error).message);
       this.#markUp();
     }
   }
