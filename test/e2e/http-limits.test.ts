@@ -1,5 +1,16 @@
+import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { expectWatchdogError, getJson, type HttpSetup, releaseAll, send, startHttp, waitForHeld, waitUntil } from '../support/http-helpers.js';
+import {
+  expectWatchdogError,
+  getJson,
+  type HttpSetup,
+  type RawResponse,
+  releaseAll,
+  send,
+  startHttp,
+  waitForHeld,
+  waitUntil,
+} from '../support/http-helpers.js';
 import { killAll } from '../support/watchdog.js';
 
 afterAll(killAll);
@@ -190,4 +201,46 @@ describe('http mode: upstream closing idle keep-alive connections', () => {
   // PILOTLIGHT_UPSTREAM_UNAVAILABLE (ECONNRESET). Avoiding that needs the proxy to stop reusing a
   // connection before the upstream drops it, which the watchdog cannot know today.
   it.todo('never answers 502 to a POST sent on a connection the upstream is closing');
+});
+
+/** Writes `bytes` on a new connection and resolves with everything read until the watchdog closes it. */
+function rawExchange(port: number, bytes: string): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(bytes));
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const [head = '', body = ''] = text.split('\r\n\r\n');
+      const [statusLine = '', ...lines] = head.split('\r\n');
+      const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+      resolve({ status: Number(statusLine.split(' ')[1]), headers, body: Buffer.from(body), json: <T>() => JSON.parse(body) as T });
+    });
+  });
+}
+
+describe('http mode: requests that are not HTTP, too large, or too slow', () => {
+  let setup: HttpSetup;
+
+  beforeAll(async () => {
+    setup = await startHttp('http-upstream.js', { env: { PILOTLIGHT_READ_TIMEOUT: '500ms' } });
+  });
+  afterAll(killAll);
+
+  it('answers 400 PILOTLIGHT_BAD_REQUEST, with the parser reason, to bytes that are not HTTP/1.1', async () => {
+    const res = await rawExchange(setup.watchdog.port, 'GARBAGE / HTTP/1.1\r\nhost: x\r\n\r\n');
+    expect(expectWatchdogError(res, 400, 'PILOTLIGHT_BAD_REQUEST').message).toContain('method');
+    expect(res.headers.connection).toBe('close');
+  });
+
+  it('answers 431 PILOTLIGHT_HEADERS_TOO_LARGE to headers over 16 KiB', async () => {
+    const res = await send(`${setup.watchdog.url}/headers`, { headers: { 'x-big': 'a'.repeat(20_000) } });
+    expectWatchdogError(res, 431, 'PILOTLIGHT_HEADERS_TOO_LARGE');
+  });
+
+  it('answers 408 PILOTLIGHT_READ_TIMEOUT to headers that do not finish within read_timeout', async () => {
+    const res = await rawExchange(setup.watchdog.port, 'GET /headers HTTP/1.1\r\nhost: x\r\nx-slow: still coming');
+    expectWatchdogError(res, 408, 'PILOTLIGHT_READ_TIMEOUT');
+  });
 });

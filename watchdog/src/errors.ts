@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import { type ServerResponse, STATUS_CODES } from 'node:http';
 
 /**
  * Every error the watchdog itself produces, by stable code. `status` is the HTTP status for errors
@@ -15,6 +15,8 @@ export const ERRORS = {
   PILOTLIGHT_OVERLOADED: { status: 429, summary: 'All `max_inflight` slots are busy and the queue is full (or has size 0).' },
   PILOTLIGHT_QUEUE_TIMEOUT: { status: 429, summary: 'The request waited `queue_timeout` for a slot and got none.' },
   PILOTLIGHT_BODY_TOO_LARGE: { status: 413, summary: 'The request body is larger than `max_body_size`.' },
+  PILOTLIGHT_BAD_REQUEST: { status: 400, summary: 'The request is not valid HTTP/1.1 (the message has the parser\'s reason); the connection is closed.' },
+  PILOTLIGHT_HEADERS_TOO_LARGE: { status: 431, summary: 'The request line and headers are larger than the 16 KiB Node.js allows; the connection is closed.' },
   PILOTLIGHT_BAD_TIMEOUT: { status: 400, summary: 'The `X-Timeout` header is not a duration.' },
   PILOTLIGHT_READ_TIMEOUT: { status: 408, summary: 'The request was not received in full within `read_timeout`.' },
   PILOTLIGHT_EXEC_TIMEOUT: { status: 504, summary: 'The function did not answer within the exec timeout (or `X-Timeout`); fork modes killed its process group.' },
@@ -88,4 +90,17 @@ export function sendError(res: ServerResponse, error: WatchdogError, requestId?:
     [ERROR_HEADER]: error.code,
   });
   res.end(body);
+}
+
+/**
+ * A watchdog error as the bytes of a whole HTTP/1.1 response, for a connection that has no
+ * request to answer through (a request that could not be parsed, or not read in time). The
+ * connection is closed after it.
+ */
+export function rawErrorResponse(error: WatchdogError): string {
+  const body = JSON.stringify({ code: error.code, message: error.message });
+  return (
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\n` +
+    `${ERROR_HEADER}: ${error.code}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  );
 }

@@ -6,7 +6,7 @@ import { Admission } from './admission.js';
 import type { Config } from './config/settings.js';
 import { createControl } from './control/routes.js';
 import { createSpecializeHandler, type Identity, warmSpecialization } from './control/specialize.js';
-import { ERROR_HEADER } from './errors.js';
+import { rawErrorResponse, WatchdogError } from './errors.js';
 import { Lifecycle } from './lifecycle.js';
 import { Listener } from './listener.js';
 import { maintainLockFile } from './lock-file.js';
@@ -33,10 +33,17 @@ export interface WatchdogDeps {
   readonly sendHint?: SendHint;
 }
 
-const READ_TIMEOUT_BODY = JSON.stringify({
-  code: 'PILOTLIGHT_READ_TIMEOUT',
-  message: 'the request was not received in full within read_timeout',
-});
+/** What the client hears for an error on its connection outside any request. */
+function clientErrorOf(error: NodeJS.ErrnoException): WatchdogError {
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return new WatchdogError('PILOTLIGHT_READ_TIMEOUT', 'the request was not received in full within read_timeout');
+  }
+  if (error.code === 'HPE_HEADER_OVERFLOW') {
+    return new WatchdogError('PILOTLIGHT_HEADERS_TOO_LARGE', 'the request line and headers are larger than the 16 KiB allowed');
+  }
+  const reason = (error as { reason?: string }).reason ?? error.message;
+  return new WatchdogError('PILOTLIGHT_BAD_REQUEST', `the request is not valid HTTP/1.1: ${reason}`);
+}
 
 /**
  * One watchdog: the function port, the lifecycle, admission and the mode's runner, started and
@@ -160,14 +167,7 @@ export class Watchdog {
         socket.destroy();
         return;
       }
-      if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-        socket.end(
-          `HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\n` +
-            `${ERROR_HEADER}: PILOTLIGHT_READ_TIMEOUT\r\ncontent-length: ${Buffer.byteLength(READ_TIMEOUT_BODY)}\r\n\r\n${READ_TIMEOUT_BODY}`,
-        );
-      } else {
-        socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      }
+      socket.end(rawErrorResponse(clientErrorOf(error)));
     });
     if (!config.suppressLock) maintainLockFile(config.lockFile, this.lifecycle, logger);
   }
