@@ -153,6 +153,22 @@ describe('http mode: supervision', () => {
     expect((await send(`${watchdog.url}/`)).status).toBe(200);
   });
 
+  it('turns /_/health 503 after 3 failed probes of ready_path, says why in the log, and recovers', async () => {
+    const { watchdog, upstream } = await startHttp('http-upstream.js', {
+      env: { PILOTLIGHT_READY_PATH: '/healthz', PILOTLIGHT_HEALTHCHECK_INTERVAL: '100ms' },
+    });
+    expect((await fetch(`${watchdog.url}/_/health`)).status).toBe(200);
+
+    await getJson(upstream, '/sick?on=1');
+    const unhealthy = await watchdog.waitForLog((r) => r.code === 'PILOTLIGHT_UPSTREAM_UNHEALTHY');
+    expect(unhealthy).toMatchObject({ level: 'warn', last: 'GET /healthz answered 503' });
+    expect((await fetch(`${watchdog.url}/_/health`)).status).toBe(503);
+
+    await getJson(upstream, '/sick?on=0');
+    await watchdog.waitForLog((r) => r.msg === 'upstream answers probes again');
+    expect((await fetch(`${watchdog.url}/_/health`)).status).toBe(200);
+  });
+
   it('goes failed after max_restarts when the upstream keeps exiting, and says so on /_/health', async () => {
     const { watchdog } = await startHttp('http-exit-at-once.js', {
       env: { PILOTLIGHT_MAX_RESTARTS: '2', EXIT_CODE: '7' },

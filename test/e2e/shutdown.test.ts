@@ -130,7 +130,7 @@ describe('graceful shutdown', () => {
     await waitForHeld(upstream, ['stuck']);
     watchdog.process.kill('SIGTERM');
     expect(await watchdog.exited).toEqual({ code: 0, signal: null });
-    await watchdog.waitForLog((r) => r.msg === 'grace period over with requests still in flight');
+    await watchdog.waitForLog((r) => r.code === 'PILOTLIGHT_GRACE_EXCEEDED');
     await watchdog.waitForLog((r) => r.msg === 'shutdown complete');
     expect(isAlive(pid)).toBe(false);
     // It was never answered as if it had succeeded.

@@ -12,7 +12,7 @@ export function maintainLockFile(path: string, lifecycle: Lifecycle, logger: Log
       if (state === 'ready') writeFileSync(path, '');
       else if (state === 'draining' || state === 'failed') rmSync(path, { force: true });
     } catch (error) {
-      logger.warn({ err: error, path }, 'could not update the lock file');
+      logger.warn({ err: error, path, code: 'PILOTLIGHT_LOCK_FILE_FAILED' }, `could not update the lock file ${path}: ${(error as Error).message}`);
     }
   });
 }

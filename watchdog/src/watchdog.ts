@@ -261,7 +261,12 @@ export class Watchdog {
       this.#listener.idle().then(() => true),
       new Promise<false>((r) => setTimeout(() => r(false), Math.max(0, deadline - Date.now())).unref()),
     ]);
-    if (!finished) logger.warn({ inflight: this.#listener.active }, 'grace period over with requests still in flight');
+    if (!finished) {
+      logger.warn(
+        { inflight: this.#listener.active, code: 'PILOTLIGHT_GRACE_EXCEEDED' },
+        'grace period over with requests still in flight: they are cut off as the function stops',
+      );
+    }
     await this.#runner.stop(Math.max(1_000, deadline - Date.now()));
     this.#hints.stop();
     this.#metricsServer?.close();

@@ -135,7 +135,8 @@ export class HttpRunner implements Runner {
     const wasHealthy = this.healthy;
     this.#failedProbes = ok ? 0 : this.#failedProbes + 1;
     if (wasHealthy !== this.healthy) {
-      this.options.logger.warn({ healthy: this.healthy }, ok ? 'upstream answers probes again' : 'upstream stopped answering probes');
+      if (ok) this.options.logger.info({ healthy: true }, 'upstream answers probes again');
+      else this.options.logger.warn({ healthy: false, code: 'PILOTLIGHT_UPSTREAM_UNHEALTHY', last: this.#probeFailure }, `upstream stopped answering probes (last: ${this.#probeFailure})`);
     }
   }
 
