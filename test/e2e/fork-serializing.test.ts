@@ -26,6 +26,26 @@ describe('serializing mode', () => {
     expect(await res.text()).toBe('typed');
   });
 
+  it('answers output up to PILOTLIGHT_MAX_RESPONSE_SIZE, and 500 PILOTLIGHT_RESPONSE_TOO_LARGE past it', async () => {
+    const watchdog = await serializing('cat', { PILOTLIGHT_MAX_RESPONSE_SIZE: '1KiB' });
+    const fits = await fetch(`${watchdog.url}/`, { method: 'POST', body: 'x'.repeat(1024) });
+    expect(fits.status).toBe(200);
+    expect((await fits.text()).length).toBe(1024);
+
+    const tooMuch = await fetch(`${watchdog.url}/`, { method: 'POST', body: 'x'.repeat(1025) });
+    expect(tooMuch.status).toBe(500);
+    expect(tooMuch.headers.get('x-pilotlight-error')).toBe('PILOTLIGHT_RESPONSE_TOO_LARGE');
+    expect(((await tooMuch.json()) as { message: string }).message).toContain('1024 bytes');
+  });
+
+  it('stops a function that writes without end once past PILOTLIGHT_MAX_RESPONSE_SIZE', async () => {
+    // `yes` never exits: without the limit this would end in the exec timeout's 504.
+    const watchdog = await serializing('yes', { PILOTLIGHT_MAX_RESPONSE_SIZE: '1MiB' });
+    const res = await fetch(`${watchdog.url}/`);
+    expect(res.status).toBe(500);
+    expect(res.headers.get('x-pilotlight-error')).toBe('PILOTLIGHT_RESPONSE_TOO_LARGE');
+  });
+
   it('answers an empty body for a GET with no output', async () => {
     const watchdog = await serializing('true');
     const res = await fetch(`${watchdog.url}/`);

@@ -28,6 +28,7 @@ export const ERRORS = {
   PILOTLIGHT_UPSTREAM_UNHEALTHY: { status: null, summary: 'The running `http` mode upstream failed 3 health probes in a row; `/_/health` answers 503 until it answers again.' },
   PILOTLIGHT_UPSTREAM_RESTARTS: { status: null, summary: 'The `http` mode process exited and is being restarted with backoff.' },
   PILOTLIGHT_FUNCTION_FAILED: { status: 500, summary: 'A fork-mode process exited non-zero or by a signal before answering.' },
+  PILOTLIGHT_RESPONSE_TOO_LARGE: { status: 500, summary: '`serializing` mode: the function wrote more than `max_response_size` to stdout; its process group was killed.' },
   PILOTLIGHT_SPAWN_FAILED: { status: 500, summary: 'A fork-mode process could not be started (command not found, not executable).' },
   PILOTLIGHT_BAD_SPECIALIZE: { status: 400, summary: 'The `/_/specialize` body is not JSON, names no source or several, or has a field of the wrong type.' },
   PILOTLIGHT_UNAUTHORIZED: { status: 401, summary: 'Specialization without the admin token (or, with none configured, from a non-loopback address).' },

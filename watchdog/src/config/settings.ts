@@ -250,6 +250,14 @@ export const SETTINGS = {
     parse: parseDuration,
     doc: 'Longest a queued request waits for a slot before it gets a 429.',
   }),
+  maxResponseSize: setting({
+    env: 'PILOTLIGHT_MAX_RESPONSE_SIZE',
+    flag: 'max-response-size',
+    aliases: [],
+    default: '64MiB',
+    parse: parseSize,
+    doc: '`serializing` mode: the most a function may write to stdout, which is buffered whole; past it the process is killed and the request answered 500. 0 means no limit. `streaming` mode streams and is never limited.',
+  }),
   maxBodySize: setting({
     env: 'PILOTLIGHT_MAX_BODY_SIZE',
     flag: 'max-body-size',

@@ -103,7 +103,7 @@ export function createRunner(context: RunnerContext): Runner {
         maxBodySize: config.maxBodySize,
         contentType: config.contentType ?? 'application/octet-stream',
       };
-      return config.mode === 'serializing' ? new SerializingRunner(options) : new StreamingRunner(options);
+      return config.mode === 'serializing' ? new SerializingRunner({ ...options, maxResponseSize: config.maxResponseSize }) : new StreamingRunner(options);
     }
     case 'static':
       return new StaticRunner(config.staticPath);
