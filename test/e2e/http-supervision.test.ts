@@ -1,9 +1,10 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, isAlive, releaseAll, send, startHttp, waitForHeld } from '../support/http-helpers.js';
-import { killAll, type LogRecord } from '../support/watchdog.js';
+import { killAll, type LogRecord, startWatchdog } from '../support/watchdog.js';
 
 type ErrorBody = { code: string; message: string };
 
@@ -65,6 +66,28 @@ describe('http mode: startup', () => {
 
     openGate(gate);
     await watchdog.waitForState('ready');
+  });
+
+  it('exits 1 with PILOTLIGHT_START_FAILED naming the setting when its port is taken', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as { port: number };
+    try {
+      for (const setting of ['PILOTLIGHT_PORT', 'PILOTLIGHT_METRICS_PORT']) {
+        const failing = await startWatchdog({
+          env: { PILOTLIGHT_MODE: 'static', PILOTLIGHT_STATIC_PATH: tmpdir(), [setting]: String(port) },
+          waitFor: 'nothing',
+        });
+        expect((await failing.exited).code).toBe(1);
+        const fatal = failing.logs.find((r) => r.level === 'fatal');
+        expect(fatal).toMatchObject({ code: 'PILOTLIGHT_START_FAILED' });
+        expect(fatal?.msg).toContain(`port ${port}`);
+        expect(fatal?.msg).toContain(setting);
+        expect(fatal?.msg).toContain('EADDRINUSE');
+      }
+    } finally {
+      taken.close();
+    }
   });
 
   it('reports health and status', async () => {

@@ -33,6 +33,21 @@ export interface WatchdogDeps {
   readonly sendHint?: SendHint;
 }
 
+/** Listens, or fails naming the setting behind the port: a taken port is a common start failure. */
+function listen(server: Server, port: number, host: string | undefined, setting: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fail = (error: NodeJS.ErrnoException) => {
+      const fix = error.code === 'EADDRINUSE' ? ': another process has it; stop that one or set another port' : '';
+      reject(new Error(`cannot listen on port ${port} of ${host ?? 'every address'} (${setting}): ${error.code ?? error.message}${fix}`));
+    };
+    server.once('error', fail);
+    server.listen({ port, host }, () => {
+      server.off('error', fail);
+      resolve();
+    });
+  });
+}
+
 /** What the client hears for an error on its connection outside any request. */
 function clientErrorOf(error: NodeJS.ErrnoException): WatchdogError {
   if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
@@ -175,13 +190,7 @@ export class Watchdog {
   /** Listens first (so `/_/health` answers while starting), then starts the function. */
   async start(): Promise<number> {
     const { config, logger } = this.deps;
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen({ port: config.port, host: config.host }, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(this.#server, config.port, config.host, 'PILOTLIGHT_PORT');
     const port = (this.#server.address() as AddressInfo).port;
     logger.info({ port, mode: config.mode }, `listening on port ${port}`);
     if (config.metricsPort !== undefined) await this.#serveMetricsPort(config.metricsPort);
@@ -229,10 +238,7 @@ export class Watchdog {
       }
       void metrics.exposition().then(({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body));
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port, host: this.deps.config.host }, () => resolve());
-    });
+    await listen(server, port, this.deps.config.host, 'PILOTLIGHT_METRICS_PORT');
     this.#metricsServer = server;
     this.deps.logger.info({ metricsPort: (server.address() as AddressInfo).port }, 'metrics listening');
   }
