@@ -2,9 +2,9 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ArchiveEntry, type ArchiveFormat, type CodeServer, makeArchive, sha256, startCodeServer } from '../support/archives.js';
+import { type ArchiveEntry, type ArchiveFormat, type CodeServer, makeArchive, sha256, startArchiveSetup } from '../support/archives.js';
 import { expectError, expectGeneric, specialize } from '../support/specialize.js';
-import { killAll, type RunningWatchdog, startWatchdog } from '../support/watchdog.js';
+import { killAll, type RunningWatchdog } from '../support/watchdog.js';
 
 // An archive that takes longer to extract than PILOTLIGHT_SPECIALIZE_TIMEOUT allows: the request
 // gets its 504 at the deadline, and the extraction it abandoned must neither go on writing nor
@@ -19,19 +19,10 @@ let watchdog: RunningWatchdog;
 let codeServer: CodeServer;
 
 beforeAll(async () => {
-  [watchdog, codeServer] = await Promise.all([
-    startWatchdog({
-      env: {
-        PILOTLIGHT_RUNTIME: 'node',
-        PILOTLIGHT_SPECIALIZE_TIMEOUT: '100ms',
-        PILOTLIGHT_MAX_CODE_ENTRIES: String(ENTRIES + 10),
-        TMPDIR: TMP,
-      },
-      waitFor: 'listening',
-    }),
-    startCodeServer(),
-  ]);
-  await watchdog.waitForState('generic');
+  ({ watchdog, codeServer } = await startArchiveSetup(TMP, {
+    PILOTLIGHT_SPECIALIZE_TIMEOUT: '100ms',
+    PILOTLIGHT_MAX_CODE_ENTRIES: String(ENTRIES + 10),
+  }));
 });
 
 afterAll(async () => {

@@ -3,7 +3,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ArchiveEntry, type ArchiveFormat, type CodeServer, entriesOf, makeArchive, sha256, startCodeServer } from '../support/archives.js';
+import { type ArchiveEntry, type ArchiveFormat, type CodeServer, entriesOf, makeArchive, sha256, startArchiveSetup } from '../support/archives.js';
 import { callFunction, expectError, expectGeneric, expectHelloWorld, expectSpecialized, HELLO_TS, specialize } from '../support/specialize.js';
 import { freePort, killAll, type RunningWatchdog, startWatchdog } from '../support/watchdog.js';
 
@@ -31,19 +31,7 @@ let watchdog: RunningWatchdog;
 let codeServer: CodeServer;
 
 beforeAll(async () => {
-  [watchdog, codeServer] = await Promise.all([
-    startWatchdog({
-      env: {
-        PILOTLIGHT_RUNTIME: 'node',
-        PILOTLIGHT_MAX_CODE_ENTRIES: String(MAX_ENTRIES),
-        PILOTLIGHT_MAX_CODE_SIZE: '256KiB',
-        TMPDIR: TMP,
-      },
-      waitFor: 'listening',
-    }),
-    startCodeServer(),
-  ]);
-  await watchdog.waitForState('generic');
+  ({ watchdog, codeServer } = await startArchiveSetup(TMP, { PILOTLIGHT_MAX_CODE_ENTRIES: String(MAX_ENTRIES), PILOTLIGHT_MAX_CODE_SIZE: '256KiB' }));
 });
 
 afterAll(async () => {

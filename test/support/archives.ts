@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join, relative, sep } from 'node:path';
+import { type RunningWatchdog, startWatchdog } from './watchdog.js';
 
 /** One entry of a crafted archive, written exactly as given (no name clean-up). */
 export type ArchiveEntry =
@@ -123,4 +124,17 @@ export async function startCodeServer(): Promise<CodeServer> {
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * A generic Node runtime instance extracting into its own `tmpdir` (so what an archive leaves
+ * behind can be seen there), beside a code server for `url` sources.
+ */
+export async function startArchiveSetup(tmpdir: string, env: Record<string, string>): Promise<{ watchdog: RunningWatchdog; codeServer: CodeServer }> {
+  const [watchdog, codeServer] = await Promise.all([
+    startWatchdog({ env: { PILOTLIGHT_RUNTIME: 'node', TMPDIR: tmpdir, ...env }, waitFor: 'listening' }),
+    startCodeServer(),
+  ]);
+  await watchdog.waitForState('generic');
+  return { watchdog, codeServer };
 }
