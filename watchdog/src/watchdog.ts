@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, maxHeaderSize, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Admission } from './admission.js';
@@ -54,7 +54,7 @@ function clientErrorOf(error: NodeJS.ErrnoException): WatchdogError {
     return new WatchdogError('PILOTLIGHT_READ_TIMEOUT', 'the request was not received in full within read_timeout');
   }
   if (error.code === 'HPE_HEADER_OVERFLOW') {
-    return new WatchdogError('PILOTLIGHT_HEADERS_TOO_LARGE', 'the request line and headers are larger than the 16 KiB allowed');
+    return new WatchdogError('PILOTLIGHT_HEADERS_TOO_LARGE', `the request line and headers are larger than the ${maxHeaderSize} bytes allowed`);
   }
   const reason = (error as { reason?: string }).reason ?? error.message;
   return new WatchdogError('PILOTLIGHT_BAD_REQUEST', `the request is not valid HTTP/1.1: ${reason}`);

@@ -36,20 +36,23 @@ export class SerializingRunner implements Runner {
     const chunks: Buffer[] = [];
     const limit = this.options.maxResponseSize;
     let size = 0;
-    child.stdout!.on('data', (chunk: Buffer) => {
+    const collect = (chunk: Buffer) => {
       size += chunk.length;
-      if (limit > 0 && size > limit) {
-        chunks.length = 0;
-        invocation.abort(
-          new WatchdogError(
-            'PILOTLIGHT_RESPONSE_TOO_LARGE',
-            `the function wrote more than max_response_size (${limit} bytes) to stdout and was stopped; use streaming mode for large responses, or raise the limit`,
-          ),
-        );
-      } else {
+      if (limit === 0 || size <= limit) {
         chunks.push(chunk);
+        return;
       }
-    });
+      // What it writes until the kill lands is drained, not kept.
+      child.stdout!.off('data', collect).resume();
+      chunks.length = 0;
+      invocation.abort(
+        new WatchdogError(
+          'PILOTLIGHT_RESPONSE_TOO_LARGE',
+          `the function wrote more than max_response_size (${limit} bytes) to stdout and was stopped; use streaming mode for large responses, or raise the limit`,
+        ),
+      );
+    };
+    child.stdout!.on('data', collect);
     const { code, signal } = await done;
     if (invocation.aborted) return;
     if (code !== 0) throw failedExit(code, signal, invocation.id);
