@@ -258,6 +258,7 @@ describe('blocking code', () => {
     expect(hung.status).toBe(502);
     expect(hung.headers.get('x-pilotlight-error')).toBe('PILOTLIGHT_UPSTREAM_EXITED');
     await watchdog.waitForLog((r) => r.code === 'PILOTLIGHT_RUNTIME_UNRESPONSIVE');
+    await watchdog.waitForLog((r) => String(r.msg).startsWith('restarting the function process') && r.code === 'PILOTLIGHT_RUNTIME_UNRESPONSIVE');
     const after = await waitUntil(async () => {
       const res = await fetch(`${watchdog.url}/pid`);
       return res.status === 200 ? ((await res.json()) as { pid: number }) : undefined;

@@ -387,6 +387,8 @@ describe('one generic instance through every refusal, then a good specialization
     expectError(threw, 422, 'PILOTLIGHT_LOAD_FAILED');
     expect(threw.body.reason).toBe('PILOTLIGHT_LOAD_FAILED');
     await expectGeneric(watchdog, { healthy: false });
+    const replaced = watchdog.logs.find((r) => String(r.msg).startsWith('restarting the function process'));
+    expect(replaced).toMatchObject({ level: 'warn', code: 'PILOTLIGHT_LOAD_FAILED' });
     const shapeless = await specialize(watchdog, { path: join(FUNCTIONS, 'no-handler') });
     expectError(shapeless, 422, 'PILOTLIGHT_LOAD_FAILED');
     expect(shapeless.body.reason).toBe('PILOTLIGHT_NO_HANDLER');

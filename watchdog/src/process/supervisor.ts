@@ -129,13 +129,13 @@ export class Supervisor {
   /**
    * Kills the current process group so the supervisor restarts it: a hung runtime, or (with
    * `failure: false`) one replaced on purpose by a clean one, which does not count toward
-   * `max_restarts` nor grow the backoff.
+   * `max_restarts` nor grow the backoff. `code` is the cause's error code, logged with it.
    */
-  restart(reason: string, { failure = true }: { failure?: boolean } = {}): void {
+  restart(reason: string, code: string, { failure = true }: { failure?: boolean } = {}): void {
     // Once stopping, the process is already being stopped, with its grace period.
     if (!this.#child || this.#stopping) return;
     if (!failure) this.#replaced = this.#child;
-    this.options.logger.warn({ reason }, `restarting the function process: ${reason}`);
+    this.options.logger.warn({ code, reason }, `restarting the function process: ${reason}`);
     signalGroup(this.#child, 'SIGKILL');
   }
 

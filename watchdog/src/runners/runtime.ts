@@ -242,7 +242,8 @@ export class RuntimeRunner implements Runner {
       this.#resetUp();
       // A failed load is the code's fault, not the runtime's: it must not count toward
       // max_restarts, or a few bad specializations would leave the instance `failed`.
-      this.#supervisor.restart(`the load failed (${(error as WatchdogError).code}); starting a clean runtime`, { failure: false });
+      const { code } = error as WatchdogError;
+      this.#supervisor.restart(`the load failed (${code}); starting a clean runtime`, code, { failure: false });
       throw error;
     }
   }
@@ -299,7 +300,7 @@ export class RuntimeRunner implements Runner {
     this.#missedPongs = pong ? 0 : this.#missedPongs + 1;
     if (this.#missedPongs >= MISSED_PONGS) {
       this.options.logger.error({ code: 'PILOTLIGHT_RUNTIME_UNRESPONSIVE', missed: this.#missedPongs }, 'the runtime stopped answering pings');
-      this.#supervisor.restart('the runtime stopped answering pings');
+      this.#supervisor.restart('the runtime stopped answering pings', 'PILOTLIGHT_RUNTIME_UNRESPONSIVE');
     }
   }
 
