@@ -268,6 +268,19 @@ describe('blocking code', () => {
   });
 });
 
+describe('SIGTERM while a module loops at import', () => {
+  it('answers the specialization 503 PILOTLIGHT_DRAINING before the watchdog exits 0', async () => {
+    const watchdog = await startGeneric({ ...PYTHON, PILOTLIGHT_GRACE_PERIOD: '3s' });
+    const loading = specialize(watchdog, { path: `${FIXTURES}python/loops-at-import` });
+    await watchdog.waitForLog((r) => r.state === 'specializing');
+    watchdog.process.kill('SIGTERM');
+    const answer = await loading;
+    expect(answer.status, JSON.stringify(answer.body)).toBe(503);
+    expect(answer.body.code).toBe('PILOTLIGHT_DRAINING');
+    expect((await watchdog.exited).code).toBe(0);
+  });
+});
+
 describe('a runtime that crashes', () => {
   it('fails the request in flight with 502, restarts, and serves the same function again', async () => {
     const watchdog = await python({ path: FEATURES, function: 'crashing' });

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -163,6 +164,27 @@ describe('an instance given its function at start', () => {
     await expectHelloWorld(watchdog);
   });
 
+  it('exits 1 with PILOTLIGHT_START_FAILED naming the setting when the directory does not exist, starting no runtime', async () => {
+    const missing = join(FUNCTIONS, 'no-such-function');
+    const failing = await startWatchdog({ args: ['--runtime', 'node', '--function', missing], waitFor: 'nothing' });
+    expect((await failing.exited).code).toBe(1);
+    const fatal = failing.logs.find((r) => r.level === 'fatal');
+    expect(fatal).toMatchObject({ code: 'PILOTLIGHT_START_FAILED' });
+    expect(fatal?.msg).toContain(missing);
+    expect(fatal?.msg).toContain('PILOTLIGHT_FUNCTION_DIR (--function)');
+    expect(failing.logs.filter((r) => r.msg === 'function process started')).toEqual([]);
+  });
+
+  it('a function that exits at import leaves the instance failed, without restarting the runtime to fail again', async () => {
+    const watchdog = used(await startWatchdog({ env: { PILOTLIGHT_RUNTIME: 'node', PILOTLIGHT_FUNCTION_DIR: join(FUNCTIONS, 'exits-at-import') }, waitFor: 'listening' }));
+    await watchdog.waitForState('failed');
+    expect(await probe(watchdog, 'health')).toBe(503);
+    // Time for a restart to have come and failed, had there been one (the first backoff is 100 ms).
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(watchdog.logs.filter((r) => r.msg === 'function process started')).toHaveLength(1);
+    expect((await status(watchdog)).state).toBe('failed');
+  });
+
   it('PILOTLIGHT_FUNCTION_DIR: the same, set by environment', async () => {
     const watchdog = used(
       await startWatchdog({
@@ -172,6 +194,51 @@ describe('an instance given its function at start', () => {
     expect(await callFunction(watchdog)).toMatchObject({ status: 200, text: 'plain hello world from plain-env' });
     expect((await status(watchdog)).state).toBe('ready');
     expectError(await specialize(watchdog, { path: HELLO_TS }), 409, 'PILOTLIGHT_NOT_GENERIC');
+  });
+});
+
+describe('entrypoint forms', () => {
+  const ENTRY_FORMS = join(FUNCTIONS, 'entry-forms');
+
+  it('file.export picks a named export', async () => {
+    const watchdog = await takeGeneric();
+    expectSpecialized(await specialize(watchdog, { path: ENTRY_FORMS, entrypoint: 'handler.main' }));
+    expect(await callFunction(watchdog)).toMatchObject({ status: 200, text: 'main answered world' });
+  });
+
+  it('a file whose name starts with ".." is inside the function, not outside it', async () => {
+    const watchdog = await takeGeneric();
+    expectSpecialized(await specialize(watchdog, { path: ENTRY_FORMS, entrypoint: '..dots.mjs' }));
+    expect(await callFunction(watchdog)).toMatchObject({ status: 200, text: 'dots answered world' });
+  });
+
+  it('a file by the very name given is that file: index.ts is refused as TypeScript, not looked up as "index"', async () => {
+    const watchdog = await takeGeneric();
+    const answer = await specialize(watchdog, { path: ENTRY_FORMS, entrypoint: 'index.ts' });
+    expectError(answer, 422, 'PILOTLIGHT_LOAD_FAILED');
+    expect(answer.body.message).toMatch(/index\.ts threw: Unknown file extension "\.ts"/);
+    const outside = await specialize(watchdog, { path: ENTRY_FORMS, entrypoint: '../plain-handler/handler.js' });
+    expectError(outside, 422, 'PILOTLIGHT_LOAD_FAILED');
+    expect(outside.body).toMatchObject({ reason: 'PILOTLIGHT_NO_ENTRYPOINT' });
+    expect(outside.body.message).toMatch(/is outside/);
+  });
+});
+
+describe('a specialize request cut off before its body ends', () => {
+  it('is logged as the client\'s doing (PILOTLIGHT_BAD_SPECIALIZE), not as a watchdog bug; the instance stays generic', async () => {
+    const watchdog = await takeGeneric();
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect(watchdog.port, '127.0.0.1', () => {
+        socket.end(`POST /_/specialize HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"path":`);
+      });
+      socket.on('error', reject);
+      socket.on('close', () => resolve());
+      socket.resume();
+    });
+    const refused = await watchdog.waitForLog((r) => String(r.msg).startsWith('specialization refused'));
+    expect(refused).toMatchObject({ level: 'warn', code: 'PILOTLIGHT_BAD_SPECIALIZE' });
+    expect(watchdog.logs.filter((r) => r.code === 'PILOTLIGHT_INTERNAL')).toEqual([]);
+    await expectGeneric(watchdog);
   });
 });
 
@@ -191,7 +258,9 @@ describe('only the platform may specialize', () => {
     expectError(await specialize(watchdog, 'not json at all'), 401, 'PILOTLIGHT_UNAUTHORIZED');
     await expectGeneric(watchdog);
 
-    expectSpecialized(await specialize(watchdog, body, { authorization: 'Bearer s3cret-token' }));
+    // The scheme is case-insensitive (RFC 9110); the token is not.
+    expectError(await specialize(watchdog, body, { authorization: 'bearer S3CRET-TOKEN' }), 401, 'PILOTLIGHT_UNAUTHORIZED');
+    expectSpecialized(await specialize(watchdog, body, { authorization: 'bearer s3cret-token' }));
     await expectHelloWorld(watchdog);
     expect((await status(watchdog)).function).toBe('hello-auth');
   });
@@ -281,6 +350,21 @@ describe('a load past PILOTLIGHT_SPECIALIZE_TIMEOUT', () => {
   });
 });
 
+describe('a module that blocks its runtime longer than three health pings', () => {
+  it('is judged by the load deadline (504), not by the missed pings; the replacement is not counted as a failure', async () => {
+    // Pings every 100 ms would count three misses in ~1.3 s; the specialization has 3 s.
+    const watchdog = await takeGeneric({ PILOTLIGHT_SPECIALIZE_TIMEOUT: '3s', PILOTLIGHT_HEALTHCHECK_INTERVAL: '100ms', PILOTLIGHT_MAX_RESTARTS: '0' });
+    const blocked = await specialize(watchdog, { path: join(FUNCTIONS, 'blocks-at-import') });
+    expectError(blocked, 504, 'PILOTLIGHT_SPECIALIZE_TIMEOUT');
+    expect(blocked.body.message).toBe('the runtime did not load the function within 3000 ms');
+    expect(watchdog.logs.filter((r) => r.code === 'PILOTLIGHT_RUNTIME_UNRESPONSIVE')).toEqual([]);
+    // With max_restarts 0, a replacement counted as a failure would leave the instance failed;
+    // the next specialization waits for the clean runtime.
+    expectSpecialized(await specialize(watchdog, { path: join(FUNCTIONS, 'esm-controller') }));
+    expect(await callFunction(watchdog)).toMatchObject({ status: 200, text: 'esm hello world' });
+  });
+});
+
 /** Bodies `/_/specialize` refuses with 400, and a word the message must name. */
 const BAD_BODIES: Array<{ name: string; body: unknown; mentions: RegExp }> = [
   { name: 'a body that is not JSON', body: '{"path": "/srv/code",', mentions: /JSON/ },
@@ -300,6 +384,8 @@ const BAD_BODIES: Array<{ name: string; body: unknown; mentions: RegExp }> = [
   { name: 'an unknown extra field', body: { path: HELLO_TS, colour: 'blue' }, mentions: /colour/ },
   { name: 'env with a non-string value', body: { path: HELLO_TS, env: { PORT: 8080 } }, mentions: /env/ },
   { name: 'env that is not an object', body: { path: HELLO_TS, env: 'PORT=8080' }, mentions: /env/ },
+  { name: 'env with a name containing "="', body: { path: HELLO_TS, env: { 'A=B': '1' } }, mentions: /env\.A=B: .*"="/ },
+  { name: 'env with a NUL in a value', body: { path: HELLO_TS, env: { A: 'x\u0000y' } }, mentions: /env\.A: .*NUL/ },
   { name: 'a function name that is not a string', body: { path: HELLO_TS, function: ['a'] }, mentions: /function/ },
 ];
 

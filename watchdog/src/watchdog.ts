@@ -75,6 +75,8 @@ export class Watchdog {
   readonly #warmToken = randomUUID();
   #firstStart = true;
   #shutdown: Promise<void> | undefined;
+  /** Specialize requests not answered yet: shutdown waits for their answers. */
+  readonly #specializing = new Set<Promise<void>>();
 
   constructor(private readonly deps: WatchdogDeps) {
     const { config, logger } = deps;
@@ -131,7 +133,7 @@ export class Watchdog {
         hint: (hint) => hints.fromFunction(hint),
       },
     });
-    const specialize = createSpecializeHandler({
+    const specializeHandler = createSpecializeHandler({
       config,
       lifecycle: this.lifecycle,
       runtime: this.#runner instanceof RuntimeRunner ? this.#runner : undefined,
@@ -145,7 +147,11 @@ export class Watchdog {
     const control = createControl({
       config,
       identity,
-      specialize,
+      specialize: (req, res) => {
+        const answered = specializeHandler(req, res);
+        this.#specializing.add(answered);
+        void answered.then(() => this.#specializing.delete(answered));
+      },
       metrics,
       scale: () => hints.current('pull'),
       lifecycle: this.lifecycle,
@@ -274,6 +280,8 @@ export class Watchdog {
       );
     }
     await this.#runner.stop(Math.max(1_000, deadline - Date.now()));
+    // A specialization the stop cut short is answered 503 before the connections close.
+    await Promise.race([Promise.all(this.#specializing), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
     this.#hints.stop();
     this.#metricsServer?.close();
     this.#server.closeAllConnections();

@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 /** The file to import, optionally the export to use, and the package's version if it has one. */
 export interface Entry {
@@ -32,7 +32,7 @@ function findFile(root: string, base: string): string | undefined {
 
 function inside(root: string, path: string): boolean {
   const rel = relative(root, path);
-  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
 }
 
 /** The fields of the function's package.json the runtime uses; empty without one. */
@@ -68,7 +68,10 @@ export function resolveEntry(rootDir: string, entrypoint: string | undefined): E
   if (entrypoint !== undefined) {
     base = entrypoint;
     const dot = entrypoint.lastIndexOf('.');
-    if (!MODULE_FILE.test(entrypoint) && dot > entrypoint.lastIndexOf('/') && dot > 0) {
+    // A file by that very name (`index.ts`) is that file, not `index` with the export `ts`: its
+    // import then says what is wrong with it.
+    const isFile = () => statSync(join(root, entrypoint), { throwIfNoEntry: false })?.isFile();
+    if (!MODULE_FILE.test(entrypoint) && dot > entrypoint.lastIndexOf('/') && dot > 0 && !isFile()) {
       base = entrypoint.slice(0, dot);
       exportName = entrypoint.slice(dot + 1);
     }

@@ -85,6 +85,11 @@ function crossCheck(config: Config, problems: string[]): void {
         problems.push(`${describe(SETTINGS[key])} cannot be combined with ${describe(SETTINGS.runtime)}: the runtime is the process; unset one of them`);
       }
     }
+    if (config.entrypoint !== undefined && config.functionDir === undefined) {
+      problems.push(
+        `${describe(SETTINGS.entrypoint)} needs ${describe(SETTINGS.functionDir)}: a generic instance takes its entrypoint with the code, in POST /_/specialize`,
+      );
+    }
   } else {
     if (config.mode === 'http') need('upstreamUrl', 'in http mode without a runtime: set it to the address your process listens on');
     for (const key of ['functionDir', 'entrypoint'] as const) {

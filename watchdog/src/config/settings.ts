@@ -128,7 +128,7 @@ export const SETTINGS = {
     aliases: [],
     default: '30s',
     parse: parseDuration,
-    doc: 'Longest a specialization (fetch, extract, load, initializer) may take before a 504. A runtime still loading is then restarted, an extraction stops and its files are deleted; the instance is generic again.',
+    doc: 'Longest a specialization (fetch, extract, load, initializer) may take before a 504. A runtime still loading is then restarted, an extraction stops and its files are deleted; the instance is generic again. Also bounds loading `function_dir` at start (past it the instance is `failed`).',
   }),
   maxCodeSize: setting({
     env: 'PILOTLIGHT_MAX_CODE_SIZE',

@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config/settings.js';
 import { sendError, WatchdogError } from '../errors.js';
@@ -29,6 +30,7 @@ export interface SpecializeDeps {
 }
 
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+const BEARER = /^bearer +(.+)$/i;
 
 function authorize(req: IncomingMessage, token: string | undefined): void {
   if (token === undefined) {
@@ -37,8 +39,9 @@ function authorize(req: IncomingMessage, token: string | undefined): void {
     }
     return;
   }
-  const given = Buffer.from(req.headers.authorization ?? '');
-  const wanted = Buffer.from(`Bearer ${token}`);
+  // The scheme is case-insensitive (RFC 9110, 11.1); the token is compared in constant time.
+  const given = Buffer.from(BEARER.exec(req.headers.authorization ?? '')?.[1] ?? '');
+  const wanted = Buffer.from(token);
   if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
     throw new WatchdogError('PILOTLIGHT_UNAUTHORIZED', 'specialization needs the header Authorization: Bearer <PILOTLIGHT_ADMIN_TOKEN>', {
       'www-authenticate': 'Bearer',
@@ -85,9 +88,10 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
     };
     req.on('data', collect);
     req.once('end', () => resolve(Buffer.concat(chunks, size).toString('utf8')));
-    req.once('error', reject);
-    // A client gone before the end: settles the wait (after `end`, a no-op).
-    req.once('close', () => reject(new WatchdogError('PILOTLIGHT_BAD_SPECIALIZE', 'the specialize request ended before its body did')));
+    // A client gone, too slow or sending a broken body: settles the wait (after `end`, a no-op).
+    const cut = () => reject(new WatchdogError('PILOTLIGHT_BAD_SPECIALIZE', 'the specialize request ended before its body did'));
+    req.once('error', cut);
+    req.once('close', cut);
   });
 }
 
@@ -203,16 +207,19 @@ export function warmSpecialization(): void {
 
 /**
  * `POST /_/specialize`: loads a function into this generic instance, once. Every refusal is a
- * JSON error with a stable code, and leaves the instance generic and usable.
+ * JSON error with a stable code, and leaves the instance generic and usable. The promise settles
+ * once the answer is written (or the client is gone), so shutdown can wait for it.
  */
-export function createSpecializeHandler(deps: SpecializeDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => {
-    specialize(req, res, deps).catch((error: unknown) => {
-      const known =
-        error instanceof WatchdogError ? error : new WatchdogError('PILOTLIGHT_INTERNAL', `specialization failed inside the watchdog: ${(error as Error).message}`);
-      if (known.code === 'PILOTLIGHT_INTERNAL') deps.logger.error({ err: error, code: known.code }, known.message);
-      else deps.logger.warn({ code: known.code }, `specialization refused: ${known.message}`);
-      sendError(res, known);
-    });
-  };
+export function createSpecializeHandler(deps: SpecializeDeps): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  return (req, res) =>
+    specialize(req, res, deps)
+      .catch((error: unknown) => {
+        const known =
+          error instanceof WatchdogError ? error : new WatchdogError('PILOTLIGHT_INTERNAL', `specialization failed inside the watchdog: ${(error as Error).message}`);
+        if (known.code === 'PILOTLIGHT_INTERNAL') deps.logger.error({ err: error, code: known.code }, known.message);
+        else deps.logger.warn({ code: known.code }, `specialization refused: ${known.message}`);
+        sendError(res, known);
+      })
+      .then(() => finished(res))
+      .catch(() => undefined);
 }

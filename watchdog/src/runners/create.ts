@@ -82,6 +82,7 @@ export function createRunner(context: RunnerContext): Runner {
           maxBodySize: config.maxBodySize,
           bufferRequestBody: config.bufferRequestBody,
           initial: config.functionDir === undefined ? undefined : { root: config.functionDir, entrypoint: config.entrypoint, function: config.functionName },
+          loadTimeout: config.specializeTimeout,
         });
       }
       return new HttpRunner({

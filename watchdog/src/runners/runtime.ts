@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +55,8 @@ export interface RuntimeRunnerOptions {
   readonly instance: string;
   /** Code to load at start; without it the instance is generic until specialized. */
   readonly initial: LoadSpec | undefined;
+  /** Longest a load at start or after a restart may take, ms (0: no limit); a specialization brings its own. */
+  readonly loadTimeout: number;
 }
 
 /** Missed pongs in a row before a runtime counts as hung and is restarted. */
@@ -73,6 +76,8 @@ export class RuntimeRunner implements Runner {
   #loaded: LoadSpec | undefined;
   #schedules: readonly FunctionSchedule[] = [];
   #missedPongs = 0;
+  /** Loads in progress: a runtime busy importing may miss pings, and each load has its own deadline. */
+  #loading = 0;
   #pingTimer: NodeJS.Timeout | undefined;
   #up: Promise<void> = Promise.resolve();
   #markUp: () => void = () => {};
@@ -152,6 +157,13 @@ export class RuntimeRunner implements Runner {
   }
 
   async start(): Promise<void> {
+    const root = this.options.initial?.root;
+    if (root !== undefined && !(await stat(root).catch(() => undefined))?.isDirectory()) {
+      throw new WatchdogError(
+        'PILOTLIGHT_START_FAILED',
+        `function_dir ${root} is not a directory: set PILOTLIGHT_FUNCTION_DIR (--function) to the folder with the function's code`,
+      );
+    }
     await this.#supervisor.start();
     await this.#up;
     this.#pingTimer = setInterval(() => void this.#ping(), this.options.healthcheckInterval).unref();
@@ -201,7 +213,7 @@ export class RuntimeRunner implements Runner {
       return;
     }
     try {
-      await this.#send(initial, 0);
+      await this.#send(initial, this.options.loadTimeout);
       this.#loaded = initial;
       this.#markUp();
       this.options.events.ready();
@@ -209,6 +221,9 @@ export class RuntimeRunner implements Runner {
       this.options.logger.error({ err: error, code: (error as WatchdogError).code }, `could not load the function: ${(error as Error).message}`);
       this.options.events.failed((error as Error).message);
       this.#markUp();
+      // Nothing can load other code into this instance: restarting the runtime would only fail
+      // the same way, up to max_restarts times.
+      void this.#supervisor.stop(1_000);
     }
   }
 
@@ -254,7 +269,7 @@ export class RuntimeRunner implements Runner {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new WatchdogError('PILOTLIGHT_SPECIALIZE_TIMEOUT', `the runtime was not back within ${timeoutMs} ms`)),
+        () => reject(new WatchdogError('PILOTLIGHT_SPECIALIZE_TIMEOUT', `the runtime was not back within ${Math.round(timeoutMs)} ms`)),
         timeoutMs,
       );
     });
@@ -269,9 +284,12 @@ export class RuntimeRunner implements Runner {
     const channel = this.#channel;
     if (!channel) throw new WatchdogError('PILOTLIGHT_NOT_READY', 'the runtime is restarting; retry shortly', { 'retry-after': '1' });
     const { owned: _owned, ...load } = spec;
-    const reply = await channel.request({ type: 'load', ...load, instance: this.options.instance }, timeoutMs > 0 ? timeoutMs : 2 ** 31 - 1);
+    this.#loading += 1;
+    const reply = await channel
+      .request({ type: 'load', ...load, instance: this.options.instance }, timeoutMs > 0 ? timeoutMs : 2 ** 31 - 1)
+      .finally(() => (this.#loading -= 1));
     if (reply === undefined) {
-      throw new WatchdogError('PILOTLIGHT_SPECIALIZE_TIMEOUT', `the runtime did not load the function within ${timeoutMs} ms`);
+      throw new WatchdogError('PILOTLIGHT_SPECIALIZE_TIMEOUT', `the runtime did not load the function within ${Math.round(timeoutMs)} ms`);
     }
     if (reply.type === 'closed') {
       throw new WatchdogError('PILOTLIGHT_LOAD_FAILED', 'the runtime exited while loading the function; its last log lines say why', {}, {
@@ -294,9 +312,10 @@ export class RuntimeRunner implements Runner {
 
   async #ping(): Promise<void> {
     const channel = this.#channel;
-    if (!channel) return;
+    // A module blocking while it imports is the load's deadline to judge (504), not the pings'.
+    if (!channel || this.#loading > 0) return;
     const pong = await channel.request({ type: 'ping' }, PONG_TIMEOUT_MS);
-    if (channel !== this.#channel) return;
+    if (channel !== this.#channel || this.#loading > 0) return;
     this.#missedPongs = pong ? 0 : this.#missedPongs + 1;
     if (this.#missedPongs >= MISSED_PONGS) {
       this.options.logger.error({ code: 'PILOTLIGHT_RUNTIME_UNRESPONSIVE', missed: this.#missedPongs }, 'the runtime stopped answering pings');

@@ -4,7 +4,15 @@ import { z } from 'zod';
 const common = {
   entrypoint: z.string().min(1).optional(),
   function: z.string().min(1).max(200).optional(),
-  env: z.record(z.string(), z.string()).optional(),
+  // What every OS and runtime accepts as a variable: a name without `=` or NUL, a value without NUL.
+  env: z
+    .record(z.string(), z.string().regex(/^[^\0]*$/, 'a value must not contain NUL'))
+    .superRefine((env, ctx) => {
+      for (const name of Object.keys(env)) {
+        if (!/^[^=\0]+$/.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'a variable name must be non-empty, without "=" or NUL' });
+      }
+    })
+    .optional(),
 };
 
 const pathSource = z.object({
