@@ -249,6 +249,24 @@ describe('blocking code', () => {
     await watchdog.kill();
   });
 
+  it('in a def handler past its timeout, never ending: the runtime withholds its pongs to be replaced, and serves again', async () => {
+    const watchdog = await python({ path: FEATURES, function: 'stuck' }, { ...interval, PILOTLIGHT_EXEC_TIMEOUT: '300ms' });
+    const { pid } = (await (await fetch(`${watchdog.url}/pid`)).json()) as { pid: number };
+    const stuck = await fetch(`${watchdog.url}/block-thread?entered=${scratchFile('entered')}&release=${scratchFile('never')}`);
+    expect(stuck.status).toBe(504);
+    // The thread runs on; until it has for STUCK_AFTER_S (10 s), the runtime stays in service.
+    expect(((await (await fetch(`${watchdog.url}/pid`)).json()) as { pid: number }).pid).toBe(pid);
+    const reported = await watchdog.waitForLog((r) => r.code === 'PILOTLIGHT_HANDLER_STUCK', 20_000);
+    expect(reported).toMatchObject({ level: 'error', stream: 'stdout', threads: 1 });
+    await watchdog.waitForLog((r) => r.code === 'PILOTLIGHT_RUNTIME_UNRESPONSIVE');
+    const after = await waitUntil(async () => {
+      const res = await fetch(`${watchdog.url}/pid`);
+      return res.status === 200 ? ((await res.json()) as { pid: number }) : undefined;
+    }, 'the new runtime serves the function', 20_000);
+    expect(after.pid).not.toBe(pid);
+    await watchdog.kill();
+  }, 40_000);
+
   it('on the event loop stops the pongs: the watchdog replaces the runtime, which loads the function again', async () => {
     const watchdog = await python({ path: FEATURES, function: 'hung' }, interval);
     const { pid } = (await (await fetch(`${watchdog.url}/pid`)).json()) as { pid: number };

@@ -31,7 +31,7 @@ from .context import FunctionInfo
 from .control import ControlChannel
 from .loader import LoadError, LoadRequest, load_function
 from .logging import install, logger, set_destination
-from .serve import ServedFunction, serve_callable
+from .serve import STUCK_AFTER_S, ServedFunction, serve_callable, stuck_threads
 from .server import HttpServer, Reply
 
 __all__ = ["Runtime", "main", "PROTOCOL"]
@@ -55,6 +55,7 @@ class Runtime:
         self.served: ServedFunction | None = None
         self._loading = False
         self._stopping: asyncio.Task[None] | None = None
+        self._stuck_reported = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self.server: HttpServer | None = None
         self.control: ControlChannel | None = None
@@ -78,7 +79,21 @@ class Runtime:
             kind = message["type"]
             if kind == "ping":
                 # Answered here, on the loop that serves requests: a loop blocked by user code
-                # stops answering, and the watchdog sees it.
+                # stops answering, and the watchdog sees it. A thread stuck in work nobody waits
+                # for cannot be stopped either: the pong is withheld so the watchdog replaces this
+                # process, as it would a blocked loop.
+                stuck = stuck_threads()
+                if stuck:
+                    if not self._stuck_reported:
+                        self._stuck_reported = True
+                        logger.error(
+                            f"{stuck} handler thread(s) still running over {STUCK_AFTER_S:g} s after their request was "
+                            "cancelled (an exec timeout or a client gone); Python cannot stop a thread, so this runtime "
+                            "stops answering health pings to be replaced",
+                            code="PILOTLIGHT_HANDLER_STUCK",
+                            threads=stuck,
+                        )
+                    continue
                 control.send({"type": "pong", "id": message.get("id")})
             elif kind == "load":
                 self._spawn(self._load(message))

@@ -21,9 +21,10 @@ import io
 import json
 import os
 import re
+import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
@@ -42,6 +43,9 @@ __all__ = [
     "describe_error",
     "to_reply",
     "executor",
+    "in_thread",
+    "stuck_threads",
+    "STUCK_AFTER_S",
     "SCHEDULE_PATH",
     "HANDLER_THREADS",
 ]
@@ -53,7 +57,12 @@ HANDLER_THREADS = 128
 
 Reply = tuple[int, list[tuple[str, str]], Any]
 
+#: How long work may go on in a thread after its request was cancelled before it counts as stuck.
+STUCK_AFTER_S = 10.0
+
 _executor: ThreadPoolExecutor | None = None
+#: Work still running in a thread whose request was cancelled, and when it was cancelled.
+_abandoned: dict[Future[Any], float] = {}
 
 
 def executor() -> ThreadPoolExecutor:
@@ -62,6 +71,29 @@ def executor() -> ThreadPoolExecutor:
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=HANDLER_THREADS, thread_name_prefix="pilotlight-handler")
     return _executor
+
+
+async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """Runs ``fn(*args)`` in the pool. Python cannot stop a thread, so work whose request is
+    cancelled while it runs is remembered until it ends: see :func:`stuck_threads`."""
+    future = executor().submit(fn, *args)
+    try:
+        return await asyncio.wrap_future(future)
+    except asyncio.CancelledError:
+        if not future.cancel():
+            _abandoned[future] = time.monotonic()
+            future.add_done_callback(_forget)
+        raise
+
+
+def _forget(future: Future[Any]) -> None:
+    _abandoned.pop(future, None)
+
+
+def stuck_threads() -> int:
+    """How many threads still run work whose request was cancelled over ``STUCK_AFTER_S`` ago."""
+    limit = time.monotonic() - STUCK_AFTER_S
+    return sum(1 for since in list(_abandoned.values()) if since < limit)
 
 
 class FunctionShapeError(Exception):
@@ -162,9 +194,8 @@ class _Call:
         if self.is_async:
             result = self.fn(*args, **kwargs)
         else:
-            loop = asyncio.get_running_loop()
             context = contextvars.copy_context()
-            result = await loop.run_in_executor(executor(), functools.partial(context.run, self.fn, *args, **kwargs))
+            result = await in_thread(functools.partial(context.run, self.fn, *args, **kwargs))
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -238,7 +269,7 @@ async def _chunks(body: Any, context: contextvars.Context) -> AsyncIterator[byte
     iterator = iter(_blocks(body)) if isinstance(body, io.IOBase) else body
     try:
         while True:
-            chunk = await loop.run_in_executor(pool, context.run, next, iterator, _DONE)
+            chunk = await in_thread(context.run, next, iterator, _DONE)
             if chunk is _DONE:
                 return
             yield _chunk_bytes(chunk)
