@@ -1,4 +1,6 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -166,8 +168,12 @@ describe('an instance given its function at start', () => {
 
   it('exits 1 with PILOTLIGHT_START_FAILED naming the setting when the directory does not exist, starting no runtime', async () => {
     const missing = join(FUNCTIONS, 'no-such-function');
-    const failing = await startWatchdog({ args: ['--runtime', 'node', '--function', missing], waitFor: 'nothing' });
+    const tmp = mkdtempSync(join(tmpdir(), 'pilotlight-test-tmp-'));
+    const failing = await startWatchdog({ args: ['--runtime', 'node', '--function', missing], env: { TMPDIR: tmp }, waitFor: 'nothing' });
     expect((await failing.exited).code).toBe(1);
+    // The runtime's socket directory, made for the start, went with it.
+    expect(readdirSync(tmp)).toEqual([]);
+    rmSync(tmp, { recursive: true });
     const fatal = failing.logs.find((r) => r.level === 'fatal');
     expect(fatal).toMatchObject({ code: 'PILOTLIGHT_START_FAILED' });
     expect(fatal?.msg).toContain(missing);

@@ -195,6 +195,17 @@ export class Watchdog {
 
   /** Listens first (so `/_/health` answers while starting), then starts the function. */
   async start(): Promise<number> {
+    try {
+      return await this.#start();
+    } catch (error) {
+      // A start that fails takes down what was set up for it: the runtime's socket directory, a
+      // process already started.
+      await this.#runner.stop(0).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async #start(): Promise<number> {
     const { config, logger } = this.deps;
     await listen(this.#server, config.port, config.host, 'PILOTLIGHT_PORT');
     const port = (this.#server.address() as AddressInfo).port;
