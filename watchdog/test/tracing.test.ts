@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { trace } from '@opentelemetry/api';
@@ -13,10 +13,11 @@ import { Watchdog } from '../src/watchdog.js';
 const exporter = new InMemorySpanExporter();
 let watchdog: Watchdog;
 let url: string;
+let root: string;
 
 beforeAll(async () => {
   trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
-  const root = mkdtempSync(join(tmpdir(), 'pilotlight-trace-'));
+  root = mkdtempSync(join(tmpdir(), 'pilotlight-trace-'));
   writeFileSync(join(root, 'index.html'), '<h1>hi</h1>');
   const { config } = loadConfig(
     { PILOTLIGHT_MODE: 'static', PILOTLIGHT_STATIC_PATH: root, PILOTLIGHT_PORT: '0', PILOTLIGHT_HOST: '127.0.0.1', PILOTLIGHT_SUPPRESS_LOCK: 'true' },
@@ -29,6 +30,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await watchdog.shutdown('test over');
   trace.disable();
+  rmSync(root, { recursive: true, force: true });
 });
 
 describe('tracing with an OpenTelemetry SDK registered', () => {
