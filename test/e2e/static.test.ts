@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { rawRequest, tempDir } from '../support/fork-helpers.js';
@@ -23,6 +23,9 @@ beforeAll(async () => {
   writeFileSync(join(root, 'app.json'), '{"ok":true}');
   writeFileSync(join(root, 'sub', 'style.css'), 'body { color: red }');
   writeFileSync(join(root, '.env'), 'TOKEN=hidden');
+  mkdirSync(join(dir.path, 'shared'));
+  writeFileSync(join(dir.path, 'shared', 'logo.txt'), 'shared logo');
+  symlinkSync(join(dir.path, 'shared'), join(root, 'shared'));
   watchdog = await startWatchdog({ env: { PILOTLIGHT_MODE: 'static', PILOTLIGHT_STATIC_PATH: root } });
 });
 
@@ -50,6 +53,12 @@ describe('static mode', () => {
     const text = await fetch(`${watchdog.url}/data.txt?cache=bust`);
     expect(text.headers.get('content-type')).toMatch(/^text\/plain/);
     expect(await text.text()).toBe(DATA);
+  });
+
+  it('follows a symbolic link the author put inside the root (as nginx and of-watchdog do)', async () => {
+    const res = await fetch(`${watchdog.url}/shared/logo.txt`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('shared logo');
   });
 
   it('answers HEAD without a body', async () => {

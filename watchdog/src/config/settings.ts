@@ -288,7 +288,7 @@ export const SETTINGS = {
     aliases: ['static_path'],
     default: '/home/app/public',
     parse: parseText,
-    doc: '`static` mode: the directory served.',
+    doc: '`static` mode: the directory served. Request paths cannot leave it; symbolic links inside it are followed (as nginx and of-watchdog do), so link only to what may be served.',
   }),
   suppressLock: setting({
     env: 'PILOTLIGHT_SUPPRESS_LOCK',

@@ -7,7 +7,8 @@ import type { Runner } from './runner.js';
 
 /**
  * `static` mode: serves files from one directory with `send` (ranges, ETags, conditional
- * requests, `index.html`, no dotfiles, no path escaping the root).
+ * requests, `index.html`, no dotfiles, no request path escaping the root). Symbolic links are followed: the
+ * directory is the function author's, and what it links to is theirs to choose.
  */
 export class StaticRunner implements Runner {
   readonly healthy = true;
