@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fixture, rawRequest } from '../support/fork-helpers.js';
 import { killAll, startWatchdog } from '../support/watchdog.js';
@@ -161,5 +162,28 @@ describe('serializing mode', () => {
     const res = await fetch(`${watchdog.url}/`, { method: 'POST', body, duplex: 'half' } as RequestInit);
     expect(res.status).toBe(413);
     expect(((await res.json()) as { code: string }).code).toBe('PILOTLIGHT_BODY_TOO_LARGE');
+  });
+});
+
+describe.each(['serializing', 'streaming'])('%s mode: a process that does not read its body', (mode) => {
+  it('answers, and the client can finish sending the body (the rest is read and dropped)', async () => {
+    const watchdog = await startWatchdog({ env: { PILOTLIGHT_MODE: mode, PILOTLIGHT_PROCESS: 'echo ignored' } });
+    // Far more than the socket buffers hold: unread, the upload could never complete.
+    const body = Buffer.alloc(8 * 1024 * 1024, 7);
+    for (const headers of [{ 'content-length': String(body.length) }, { 'transfer-encoding': 'chunked' }]) {
+      const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = request(`${watchdog.url}/`, { method: 'POST', headers, signal: AbortSignal.timeout(10_000) });
+        const sent = new Promise((r) => req.once('finish', r));
+        req.on('response', (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => void sent.then(() => resolve({ status: res.statusCode ?? 0, text })));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+      expect(answer).toEqual({ status: 200, text: 'ignored\n' });
+    }
   });
 });

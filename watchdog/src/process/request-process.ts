@@ -87,6 +87,13 @@ export function startRequestProcess(
       invocation.abort(error instanceof WatchdogError ? error : new WatchdogError('PILOTLIGHT_INTERNAL', String(error)));
     });
     body.pipe(child.stdin!);
+    // A process that stops reading (or never starts) leaves the rest of the body unread, and the
+    // client, still sending it, would never finish the exchange: what is left is read and dropped.
+    // read_timeout and max_body_size still bound it.
+    child.stdin!.once('close', () => {
+      body.unpipe(child.stdin!);
+      body.resume();
+    });
   } catch (error) {
     kill();
     throw error;
