@@ -102,6 +102,9 @@ describe('loadConfig', () => {
     expect(problemsOf({ ...HTTP, exec_timeout: '20s' })[0]).toMatch(/longer than PILOTLIGHT_WRITE_TIMEOUT/);
     expect(problemsOf({ ...HTTP, PILOTLIGHT_MAX_QUEUE: '5' })[0]).toMatch(/needs PILOTLIGHT_MAX_INFLIGHT/);
     expect(problemsOf({ PILOTLIGHT_MODE: 'serializing', PILOTLIGHT_PROCESS: 'cat | wc' })[0]).toMatch(/shell operators/);
+    // An empty variable counts as unset: it falls through to the next name, then the default.
+    expect(loadConfig({ ...HTTP, PILOTLIGHT_PORT: '', PORT: '9000' }, []).config.port).toBe(9000);
+    expect(loadConfig({ ...HTTP, PILOTLIGHT_PORT: '' }, []).config.port).toBe(8080);
     expect(problemsOf({ PILOTLIGHT_RUNTIME: 'node', PILOTLIGHT_ENTRYPOINT: 'dist/index.js' })[0]).toMatch(/PILOTLIGHT_ENTRYPOINT .* needs PILOTLIGHT_FUNCTION_DIR/);
     expect(loadConfig({ PILOTLIGHT_RUNTIME: 'node', PILOTLIGHT_FUNCTION_DIR: '/fn', PILOTLIGHT_ENTRYPOINT: 'main.js' }, []).config.entrypoint).toBe('main.js');
     expect(loadConfig({ ...HTTP, exec_timeout: '20s', write_timeout: '0' }, []).config.execTimeout).toBe(20_000);
