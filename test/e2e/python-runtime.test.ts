@@ -28,6 +28,19 @@ function python(body: SpecializeBody, env: StartOptions['env'] = {}): Promise<Ru
   return startSpecialized(body, { ...PYTHON, ...env });
 }
 
+/** The pid of the runtime serving the features fixture (its `/pid` route). */
+async function runtimePid(watchdog: RunningWatchdog): Promise<number> {
+  return ((await (await fetch(`${watchdog.url}/pid`)).json()) as { pid: number }).pid;
+}
+
+/** Waits until the function is served again after its runtime went down; the pid serving it. */
+function servedAgain(watchdog: RunningWatchdog): Promise<number> {
+  return waitUntil(async () => {
+    const res = await fetch(`${watchdog.url}/pid`);
+    return res.status === 200 ? ((await res.json()) as { pid: number }).pid : undefined;
+  }, 'the function is served again', 20_000);
+}
+
 /** A path in this file's scratch folder, unique per call. */
 function scratchFile(name: string): string {
   return join(mkdtempSync(join(scratch, 'f-')), name);
@@ -233,14 +246,14 @@ describe('blocking code', () => {
 
   it('in a def handler blocks only its thread: pings and other requests go on, nothing is restarted', async () => {
     const watchdog = await python({ path: FEATURES, function: 'blocking' }, interval);
-    const { pid } = (await (await fetch(`${watchdog.url}/pid`)).json()) as { pid: number };
+    const pid = await runtimePid(watchdog);
     const entered = scratchFile('entered');
     const release = scratchFile('release');
     const blocked = fetch(`${watchdog.url}/block-thread?entered=${entered}&release=${release}`).then((r) => r.text());
     await waitUntil(() => existsSync(entered), 'the handler is blocking');
     // Many health checks pass while it blocks; meanwhile the runtime serves others.
     for (let i = 0; i < 10; i += 1) {
-      expect(((await (await fetch(`${watchdog.url}/pid`)).json()) as { pid: number }).pid).toBe(pid);
+      expect(await runtimePid(watchdog)).toBe(pid);
       await new Promise((r) => setTimeout(r, 100));
     }
     writeFileSync(release, '');
@@ -251,25 +264,21 @@ describe('blocking code', () => {
 
   it('in a def handler past its timeout, never ending: the runtime withholds its pongs to be replaced, and serves again', async () => {
     const watchdog = await python({ path: FEATURES, function: 'stuck' }, { ...interval, PILOTLIGHT_EXEC_TIMEOUT: '300ms' });
-    const { pid } = (await (await fetch(`${watchdog.url}/pid`)).json()) as { pid: number };
+    const pid = await runtimePid(watchdog);
     const stuck = await fetch(`${watchdog.url}/block-thread?entered=${scratchFile('entered')}&release=${scratchFile('never')}`);
     expect(stuck.status).toBe(504);
     // The thread runs on; until it has for STUCK_AFTER_S (10 s), the runtime stays in service.
-    expect(((await (await fetch(`${watchdog.url}/pid`)).json()) as { pid: number }).pid).toBe(pid);
+    expect(await runtimePid(watchdog)).toBe(pid);
     const reported = await watchdog.waitForLog((r) => r.code === 'PILOTLIGHT_HANDLER_STUCK', 20_000);
     expect(reported).toMatchObject({ level: 'error', stream: 'stdout', threads: 1 });
     await watchdog.waitForLog((r) => r.code === 'PILOTLIGHT_RUNTIME_UNRESPONSIVE');
-    const after = await waitUntil(async () => {
-      const res = await fetch(`${watchdog.url}/pid`);
-      return res.status === 200 ? ((await res.json()) as { pid: number }) : undefined;
-    }, 'the new runtime serves the function', 20_000);
-    expect(after.pid).not.toBe(pid);
+    expect(await servedAgain(watchdog)).not.toBe(pid);
     await watchdog.kill();
   }, 40_000);
 
   it('on the event loop stops the pongs: the watchdog replaces the runtime, which loads the function again', async () => {
     const watchdog = await python({ path: FEATURES, function: 'hung' }, interval);
-    const { pid } = (await (await fetch(`${watchdog.url}/pid`)).json()) as { pid: number };
+    const pid = await runtimePid(watchdog);
     const entered = scratchFile('entered');
     const hung = await fetch(`${watchdog.url}/block-loop?entered=${entered}&release=${scratchFile('never')}`);
     // The in-flight request dies with the hung runtime, as a platform error.
@@ -277,11 +286,7 @@ describe('blocking code', () => {
     expect(hung.headers.get('x-pilotlight-error')).toBe('PILOTLIGHT_UPSTREAM_EXITED');
     await watchdog.waitForLog((r) => r.code === 'PILOTLIGHT_RUNTIME_UNRESPONSIVE');
     await watchdog.waitForLog((r) => String(r.msg).startsWith('restarting the function process') && r.code === 'PILOTLIGHT_RUNTIME_UNRESPONSIVE');
-    const after = await waitUntil(async () => {
-      const res = await fetch(`${watchdog.url}/pid`);
-      return res.status === 200 ? ((await res.json()) as { pid: number }) : undefined;
-    }, 'the new runtime serves the function', 20_000);
-    expect(after.pid).not.toBe(pid);
+    expect(await servedAgain(watchdog)).not.toBe(pid);
     await watchdog.kill();
   });
 });
@@ -302,15 +307,11 @@ describe('SIGTERM while a module loops at import', () => {
 describe('a runtime that crashes', () => {
   it('fails the request in flight with 502, restarts, and serves the same function again', async () => {
     const watchdog = await python({ path: FEATURES, function: 'crashing' });
-    const { pid } = (await (await fetch(`${watchdog.url}/pid`)).json()) as { pid: number };
+    const pid = await runtimePid(watchdog);
     const crashed = await fetch(`${watchdog.url}/crash`);
     expect(crashed.status).toBe(502);
     expect(crashed.headers.get('x-pilotlight-error')).toBe('PILOTLIGHT_UPSTREAM_EXITED');
-    const after = await waitUntil(async () => {
-      const res = await fetch(`${watchdog.url}/pid`);
-      return res.status === 200 ? ((await res.json()) as { pid: number }) : undefined;
-    }, 'the restarted runtime serves the function', 20_000);
-    expect(after.pid).not.toBe(pid);
+    expect(await servedAgain(watchdog)).not.toBe(pid);
     const status = (await (await fetch(`${watchdog.url}/_/status`)).json()) as { state: string; function: string };
     expect(status).toMatchObject({ state: 'ready', function: 'crashing' });
     await watchdog.kill();
