@@ -65,6 +65,13 @@ describe('examples/crud-ts', () => {
     expect(body.errors?.map((e) => e.property).sort()).toEqual(['priority', 'title']);
   });
 
+  it('takes a JSON body past koa-bodyparser\'s 1 MB default: the watchdog\'s max_body_size is the limit', async () => {
+    const { url } = instances['crud-ts'];
+    const res = await fetch(`${url}/todos`, json('POST', { title: 'big notes', priority: 1, notes: 'x'.repeat(3_000_000) }));
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ title: 'big notes', priority: 1 });
+  });
+
   it('answers 404 for a todo that does not exist', async () => {
     const { url } = instances['crud-ts'];
     const res = await fetch(`${url}/todos/9999`);

@@ -1,6 +1,7 @@
 import type { RequestListener } from 'node:http';
 import { logger } from '@pilotlight/logger';
 import Koa from 'koa';
+import bodyParser from 'koa-bodyparser';
 import { getFromContainer, getMetadataArgsStorage, useKoaServer } from 'routing-controllers';
 import { currentContext, type InvocationContext } from '../context.js';
 import { type PreStopInfo, registeredHooks } from '../hooks.js';
@@ -107,6 +108,11 @@ function koaListener(controllers: readonly Constructor[]): RequestListener {
       ctx.body = body;
     }
   });
+  // routing-controllers installs koa-bodyparser with its defaults (1 MB of JSON, 56 KB of form),
+  // which would refuse with 413 bodies the watchdog's max_body_size (64 MiB by default) lets
+  // through. Parsed here first, its parser has nothing left to do; the watchdog bounds the size
+  // (1 TB stands for no limit of the SDK's own).
+  app.use(bodyParser({ jsonLimit: '1tb', formLimit: '1tb', textLimit: '1tb' }));
   useKoaServer(app, { controllers: controllers as unknown as Function[], defaultErrorHandler: false });
   const handler = app.callback();
   return (req, res) => {
