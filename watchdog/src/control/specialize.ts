@@ -216,9 +216,11 @@ export function createSpecializeHandler(deps: SpecializeDeps): (req: IncomingMes
       .catch((error: unknown) => {
         const known =
           error instanceof WatchdogError ? error : new WatchdogError('PILOTLIGHT_INTERNAL', `specialization failed inside the watchdog: ${(error as Error).message}`);
-        if (known.code === 'PILOTLIGHT_INTERNAL') deps.logger.error({ err: error, code: known.code }, known.message);
-        else deps.logger.warn({ code: known.code }, `specialization refused: ${known.message}`);
-        sendError(res, known);
+        // The platform's own request id, when it sent one, ties its log to this refusal.
+        const requestId = req.headers['x-request-id'] as string | undefined;
+        if (known.code === 'PILOTLIGHT_INTERNAL') deps.logger.error({ err: error, code: known.code, request_id: requestId }, known.message);
+        else deps.logger.warn({ code: known.code, request_id: requestId }, `specialization refused: ${known.message}`);
+        sendError(res, known, requestId);
       })
       .then(() => finished(res))
       .catch(() => undefined);
