@@ -1,7 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type CliResult, runCli, tempDir } from '../support/fork-helpers.js';
+import { startHttp } from '../support/http-helpers.js';
 import { freePort, killAll, startWatchdog } from '../support/watchdog.js';
 
 const temps: Array<() => void> = [];
@@ -195,6 +196,34 @@ describe('lock file', () => {
     watchdog.process.kill('SIGTERM');
     expect((await watchdog.exited).code).toBe(0);
     expect(existsSync(lock)).toBe(false);
+  });
+
+  it('is removed at start when an earlier run left it, and stays away until the instance is ready', async () => {
+    const dir = tempDir();
+    temps.push(dir.remove);
+    const lock = join(dir.path, '.lock');
+    writeFileSync(lock, '');
+    // Nothing listens at the upstream: the instance stays starting.
+    const watchdog = await startWatchdog({
+      env: { PILOTLIGHT_MODE: 'http', PILOTLIGHT_UPSTREAM_URL: `http://127.0.0.1:${await freePort()}`, PILOTLIGHT_SUPPRESS_LOCK: 'false', PILOTLIGHT_LOCK_FILE: lock },
+      waitFor: 'listening',
+    });
+    expect(((await (await fetch(`${watchdog.url}/_/status`)).json()) as { state: string }).state).toBe('starting');
+    expect(existsSync(lock)).toBe(false);
+  });
+
+  it('is removed while the http process restarts, and written again once it answers', async () => {
+    const dir = tempDir();
+    temps.push(dir.remove);
+    const lock = join(dir.path, '.lock');
+    const { watchdog } = await startHttp('http-upstream.js', { env: { PILOTLIGHT_SUPPRESS_LOCK: 'false', PILOTLIGHT_LOCK_FILE: lock } });
+    expect(existsSync(lock)).toBe(true);
+    const firstReady = watchdog.logs.find((r) => r.state === 'ready');
+    await fetch(`${watchdog.url}/crash`);
+    await watchdog.waitForLog((r) => r.state === 'starting' && r.previous === 'ready');
+    expect(existsSync(lock)).toBe(false);
+    await watchdog.waitForLog((r) => r.state === 'ready' && r !== firstReady);
+    expect(existsSync(lock)).toBe(true);
   });
 
   it('is not written with suppress_lock, and health still answers 200', async () => {

@@ -126,6 +126,13 @@ describe('http mode: proxying', () => {
     expect((await send(`${url}/`)).status).toBe(200);
   });
 
+  it('puts the path of upstream_url in front of every request path, as of-watchdog does', async () => {
+    const prefixed = await startHttp('http-upstream.js', { upstreamPath: '/api/v1/' });
+    const res = await fetch(`${prefixed.watchdog.url}/hello/there?x=1&y=%20`);
+    expect(await res.text()).toBe('ok GET /api/v1/hello/there?x=1&y=%20');
+    await prefixed.watchdog.kill();
+  });
+
   it('sets X-Forwarded-For, -Proto and -Host, appending to a client X-Forwarded-For', async () => {
     const plain = (await send(`${url}/headers`)).json<SeenRequest>();
     expect(plain.headers['x-forwarded-for']).toBe('127.0.0.1');

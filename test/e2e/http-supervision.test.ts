@@ -221,6 +221,19 @@ describe('http mode: supervision', () => {
     expect(watchdog.process.exitCode).toBeNull();
   });
 
+  it('retries a command that cannot be spawned like one that exits, then goes failed', async () => {
+    const watchdog = await startWatchdog({
+      env: { PILOTLIGHT_MODE: 'http', PILOTLIGHT_UPSTREAM_URL: 'http://127.0.0.1:9', PILOTLIGHT_MAX_RESTARTS: '1' },
+      args: ['--', '/nonexistent/pilotlight-binary'],
+      waitFor: 'listening',
+    });
+    await watchdog.waitForState('failed');
+    const failed = await watchdog.waitForLog((r) => r.state === 'failed');
+    expect(String(failed.reason)).toContain('could not be started (ENOENT)');
+    expect(watchdog.logs.filter((r: LogRecord) => r.code === 'PILOTLIGHT_START_FAILED')).toHaveLength(2);
+    expect(watchdog.logs.filter((r: LogRecord) => r.code === 'PILOTLIGHT_UPSTREAM_RESTARTS')).toHaveLength(1);
+  });
+
   it('counts crashes soon after a successful start towards max_restarts', async () => {
     const { watchdog } = await startHttp('http-upstream.js', { env: { PILOTLIGHT_MAX_RESTARTS: '2' } });
     // None of these runs lasts the stable period, so they are failed runs in a row: two are

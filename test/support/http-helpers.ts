@@ -125,14 +125,14 @@ export interface HttpSetup {
  */
 export async function startHttp(
   fixture: string,
-  options: { env?: Record<string, string | undefined>; waitFor?: StartOptions['waitFor'] } = {},
+  options: { env?: Record<string, string | undefined>; waitFor?: StartOptions['waitFor']; upstreamPath?: string } = {},
 ): Promise<HttpSetup> {
   const upstreamPort = await freePort();
   const upstream = `http://127.0.0.1:${upstreamPort}`;
   const watchdog = await startWatchdog({
     env: {
       PILOTLIGHT_MODE: 'http',
-      PILOTLIGHT_UPSTREAM_URL: upstream,
+      PILOTLIGHT_UPSTREAM_URL: upstream + (options.upstreamPath ?? ''),
       UPSTREAM_PORT: String(upstreamPort),
       ...options.env,
     },

@@ -22,6 +22,11 @@ describe('parsers', () => {
     expect(parseDuration('10')).toBe(10_000);
     expect(parseDuration('2h')).toBe(7_200_000);
     for (const bad of ['', 's', '10x', '5s3', '-1s', '1m 30s']) expect(() => parseDuration(bad), bad).toThrow(TypeError);
+    // Node's timers cannot hold more than 2^31 - 1 ms; a positive duration never rounds to 0 ("off").
+    expect(() => parseDuration('720h')).toThrow(/at most 24 days/);
+    expect(parseDuration('24h')).toBe(86_400_000);
+    expect(parseDuration('0.4ms')).toBe(1);
+    expect(parseDuration('0')).toBe(0);
   });
 
   it('reads sizes with decimal and binary units', () => {
@@ -105,6 +110,16 @@ describe('loadConfig', () => {
     // An empty variable counts as unset: it falls through to the next name, then the default.
     expect(loadConfig({ ...HTTP, PILOTLIGHT_PORT: '', PORT: '9000' }, []).config.port).toBe(9000);
     expect(loadConfig({ ...HTTP, PILOTLIGHT_PORT: '' }, []).config.port).toBe(8080);
+    // Values a setting cannot work with are refused rather than hanging or spinning at runtime.
+    expect(problemsOf({ ...HTTP, PILOTLIGHT_LOG_BUFFER_SIZE: '0' })[0]).toMatch(/PILOTLIGHT_LOG_BUFFER_SIZE .* at least 1KiB/);
+    expect(problemsOf({ ...HTTP, PILOTLIGHT_HEALTHCHECK_INTERVAL: '0' })[0]).toMatch(/PILOTLIGHT_HEALTHCHECK_INTERVAL .* above 0/);
+    expect(problemsOf({ ...HTTP, PILOTLIGHT_QUEUE_TIMEOUT: '0s' })[0]).toMatch(/PILOTLIGHT_QUEUE_TIMEOUT .* above 0/);
+    expect(problemsOf({ ...HTTP, PILOTLIGHT_SCALE_HINT_INTERVAL: '0' })[0]).toMatch(/PILOTLIGHT_SCALE_HINT_INTERVAL .* above 0/);
+    expect(problemsOf({ ...HTTP, PILOTLIGHT_CONTENT_TYPE: 'text/plain\u0001' })[0]).toMatch(/PILOTLIGHT_CONTENT_TYPE .* HTTP header/);
+    expect(problemsOf({ ...HTTP, PILOTLIGHT_EXEC_TIMEOUT: '720h', PILOTLIGHT_WRITE_TIMEOUT: '720h' })).toHaveLength(2);
+    // A URL keeps the trailing slash of its path; only a bare "/" goes.
+    expect(loadConfig({ ...HTTP, PILOTLIGHT_SCALE_HINT_URL: 'http://as:9/hints/' }, []).config.scaleHintUrl).toBe('http://as:9/hints/');
+    expect(loadConfig({ PILOTLIGHT_UPSTREAM_URL: 'http://127.0.0.1:3000/' }, []).config.upstreamUrl).toBe('http://127.0.0.1:3000');
     expect(problemsOf({ PILOTLIGHT_RUNTIME: 'node', PILOTLIGHT_ENTRYPOINT: 'dist/index.js' })[0]).toMatch(/PILOTLIGHT_ENTRYPOINT .* needs PILOTLIGHT_FUNCTION_DIR/);
     expect(loadConfig({ PILOTLIGHT_RUNTIME: 'node', PILOTLIGHT_FUNCTION_DIR: '/fn', PILOTLIGHT_ENTRYPOINT: 'main.js' }, []).config.entrypoint).toBe('main.js');
     expect(loadConfig({ ...HTTP, exec_timeout: '20s', write_timeout: '0' }, []).config.execTimeout).toBe(20_000);

@@ -4,6 +4,14 @@
  */
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** Node's timers hold at most 2^31 - 1 ms (about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Whole milliseconds: a positive duration never rounds down to 0, which means "off". */
+function wholeMs(ms: number): number {
+  if (ms > MAX_TIMER_MS) throw new TypeError(`expected a duration of at most 24 days (${MAX_TIMER_MS} ms), or 0 where 0 turns it off`);
+  return ms > 0 && ms < 1 ? 1 : Math.round(ms);
+}
 
 /**
  * Parses a duration into milliseconds. Accepts Go's notation (`1m30s`, `500ms`) because
@@ -11,7 +19,7 @@ const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3
  */
 export function parseDuration(raw: string): number {
   const text = raw.trim();
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
+  if (/^\d+(\.\d+)?$/.test(text)) return wholeMs(Number(text) * 1000);
   const part = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
   let total = 0;
   let consumed = 0;
@@ -22,7 +30,14 @@ export function parseDuration(raw: string): number {
   if (consumed === 0 || consumed !== text.length) {
     throw new TypeError('expected a duration such as 500ms, 10s, 1m30s or a number of seconds');
   }
-  return Math.round(total);
+  return wholeMs(total);
+}
+
+/** Parses a duration that must be above 0 (a period or a wait that 0 would make meaningless). */
+export function parseInterval(raw: string): number {
+  const ms = parseDuration(raw);
+  if (ms === 0) throw new TypeError('expected a duration above 0, such as 500ms or 5s');
+  return ms;
 }
 
 const SIZE_UNITS: Record<string, number> = {
@@ -44,6 +59,13 @@ export function parseSize(raw: string): number {
     throw new TypeError('expected a size such as 1048576, 512kb, 10MiB or 1GiB');
   }
   return Math.floor(Number(match[1]) * unit);
+}
+
+/** Parses a log line length: a size of at least 1 KiB. */
+export function parseLineSize(raw: string): number {
+  const size = parseSize(raw);
+  if (size < 1024) throw new TypeError('expected a size of at least 1KiB, such as 64KiB');
+  return size;
 }
 
 /** Parses a non-negative integer. */
@@ -91,13 +113,21 @@ export function parseHttpUrl(raw: string): string {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new TypeError(`expected an http:// or https:// URL, got protocol ${url.protocol}`);
   }
-  return url.href.replace(/\/$/, '');
+  // Only a bare `/` goes: a path's own trailing slash is part of where to send.
+  return url.pathname === '/' && url.search === '' ? url.href.replace(/\/$/, '') : url.href;
 }
 
 /** Accepts any non-empty text. */
 export function parseText(raw: string): string {
   const text = raw.trim();
   if (text === '') throw new TypeError('expected a non-empty value');
+  return text;
+}
+
+/** Accepts text that is a valid HTTP header value (no control characters but tab). */
+export function parseHeaderValue(raw: string): string {
+  const text = parseText(raw);
+  if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(text)) throw new TypeError('expected a value that can be sent as an HTTP header (no control characters)');
   return text;
 }
 

@@ -3,7 +3,10 @@ import {
   parseBool,
   parseCount,
   parseDuration,
+  parseHeaderValue,
   parseHttpUrl,
+  parseInterval,
+  parseLineSize,
   parseOneOf,
   parsePath,
   parsePort,
@@ -152,7 +155,7 @@ export const SETTINGS = {
     aliases: ['upstream_url', 'http_upstream_url'],
     default: undefined,
     parse: parseHttpUrl,
-    doc: 'Where the `http` mode process listens; requests are proxied there.',
+    doc: 'Where the `http` mode process listens; requests are proxied there. A path in it goes in front of every request path (`http://127.0.0.1:3000/api` + `/x` → `/api/x`), as with of-watchdog.',
   }),
   port: setting({
     env: 'PILOTLIGHT_PORT',
@@ -215,7 +218,7 @@ export const SETTINGS = {
     flag: 'healthcheck-interval',
     aliases: ['healthcheck_interval'],
     default: '5s',
-    parse: parseDuration,
+    parse: parseInterval,
     doc: 'How often the `http` mode upstream is probed once it is up.',
   }),
   readyPath: setting({
@@ -247,7 +250,7 @@ export const SETTINGS = {
     flag: 'queue-timeout',
     aliases: [],
     default: '10s',
-    parse: parseDuration,
+    parse: parseInterval,
     doc: 'Longest a queued request waits for a slot before it gets a 429.',
   }),
   maxResponseSize: setting({
@@ -279,7 +282,7 @@ export const SETTINGS = {
     flag: 'content-type',
     aliases: ['content_type'],
     default: undefined,
-    parse: parseText,
+    parse: parseHeaderValue,
     doc: 'Content-Type of fork-mode responses; unset: `application/octet-stream`.',
   }),
   staticPath: setting({
@@ -304,7 +307,7 @@ export const SETTINGS = {
     aliases: [],
     default: '/tmp/.lock',
     parse: parseText,
-    doc: 'Path of the OpenFaaS lock file, present while the instance is ready.',
+    doc: 'Path of the OpenFaaS lock file, present exactly while the instance is ready (one left by an earlier run is removed at start).',
   }),
   gracePeriod: setting({
     env: 'PILOTLIGHT_GRACE_PERIOD',
@@ -351,7 +354,7 @@ export const SETTINGS = {
     flag: 'scale-hint-interval',
     aliases: [],
     default: '30s',
-    parse: parseDuration,
+    parse: parseInterval,
     doc: 'Longest time between two pushed hints (the heartbeat).',
   }),
   scaleHintMinInterval: setting({
@@ -383,7 +386,7 @@ export const SETTINGS = {
     flag: 'log-buffer-size',
     aliases: ['log_buffer_size'],
     default: '64KiB',
-    parse: parseSize,
+    parse: parseLineSize,
     doc: 'Longest child output line kept whole; longer lines are logged in parts of this size, never blocking the child.',
   }),
   logLevel: setting({

@@ -76,12 +76,20 @@ export class Supervisor {
     const childLogger = logger.child({ pid: child.pid });
     forwardChildOutput(child.stdout!, { ...output, logger: childLogger, stream: 'stdout' });
     forwardChildOutput(child.stderr!, { ...output, logger: childLogger, stream: 'stderr' });
+    // A process that could not be spawned (not found, not executable) never emits `exit`: it is
+    // handled as one that exited at once, so it is retried and, failing, leaves the instance failed.
+    let ended = false;
     child.on('error', (error) => {
       logger.error({ code: 'PILOTLIGHT_START_FAILED', err: error }, `function process could not start: ${error.message}`);
+      if (child.pid === undefined && !ended) onEnd(`could not be started (${(error as NodeJS.ErrnoException).code ?? error.message})`, null, null);
     });
     child.once('exit', (code, signal) => {
+      if (!ended) onEnd(describeExit(code, signal), code, signal);
+    });
+    const onEnd = (how: string, code: number | null, signal: NodeJS.Signals | null): void => {
+      ended = true;
       this.#answering = false;
-      this.#lastExit = `function process ${describeExit(code, signal)}`;
+      this.#lastExit = `function process ${how}`;
       signalGroup(child, 'SIGKILL');
       if (this.#stopping) return;
       const stable = upAt > 0 && Date.now() - upAt >= STABLE_AFTER_MS;
@@ -104,7 +112,7 @@ export class Supervisor {
         this.options.onRestart();
         this.#run();
       }, backoff).unref();
-    });
+    };
     void this.#waitUntilUp(child).then((answered) => {
       if (!answered) return;
       upAt = Date.now();

@@ -17,6 +17,8 @@ export interface UpstreamOptions {
   readonly bufferRequestBody: boolean;
   /** Idle time after which a kept-alive upstream connection is dropped, ms. */
   readonly keepAlive: number;
+  /** Put in front of every request's path (the path of `upstream_url`, as of-watchdog does). */
+  readonly pathPrefix?: string;
   /** Extra request headers (the deadline for runtimes), computed per request. */
   readonly extraHeaders?: (invocation: Invocation, headers: string[]) => void;
   /**
@@ -106,7 +108,8 @@ export class Upstream {
         const headers = upstreamRequestHeaders(req, invocation.id, invocation.trace);
         this.options.extraHeaders?.(invocation, headers);
         const body = hasBody(req) ? limitBody(req, this.options.maxBodySize) : null;
-        const request = (body: Readable | Buffer | null): OutgoingRequest => ({ method: req.method as string, path: req.url as string, headers, body });
+        const path = this.options.pathPrefix ? this.options.pathPrefix + (req.url as string) : (req.url as string);
+        const request = (body: Readable | Buffer | null): OutgoingRequest => ({ method: req.method as string, path, headers, body });
         if (body && this.options.bufferRequestBody) buffer(body).then((whole) => send(request(whole), true), done);
         else send(request(body), true);
       } catch (error) {

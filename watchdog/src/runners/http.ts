@@ -55,6 +55,8 @@ export class HttpRunner implements Runner {
   constructor(private readonly options: HttpRunnerOptions) {
     this.#upstream = new Upstream({
       target: upstreamTarget(options.upstreamUrl),
+      // of-watchdog sends `upstream_url` + the request URI: a path there is a prefix.
+      pathPrefix: new URL(options.upstreamUrl).pathname.replace(/\/$/, ''),
       maxBodySize: options.maxBodySize,
       bufferRequestBody: options.bufferRequestBody,
       keepAlive: options.upstreamKeepAlive,
@@ -102,7 +104,8 @@ export class HttpRunner implements Runner {
    * so this polls, starting at 5 ms so a fast server is seen within milliseconds.
    */
   #waitUntilAnswering(child: ChildProcess): Promise<boolean> {
-    return this.#pollUntilAnswering(() => child.exitCode === null && child.signalCode === null);
+    // A process never spawned has no pid and never exits: nothing to wait for.
+    return this.#pollUntilAnswering(() => child.pid !== undefined && child.exitCode === null && child.signalCode === null);
   }
 
   /** Probes while `alive()`, saying in the log what is wrong when it takes long. */
