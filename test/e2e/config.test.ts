@@ -183,6 +183,16 @@ describe('of-watchdog aliases and precedence', () => {
   });
 });
 
+describe('a host that is not an address of this machine', () => {
+  it('exits 1 with PILOTLIGHT_START_FAILED naming PILOTLIGHT_HOST', async () => {
+    const failing = await startWatchdog({ env: { ...SERIALIZING, PILOTLIGHT_HOST: 'not_a_host' }, waitFor: 'nothing' });
+    expect((await failing.exited).code).toBe(1);
+    const fatal = failing.logs.find((r) => r.level === 'fatal');
+    expect(fatal).toMatchObject({ code: 'PILOTLIGHT_START_FAILED' });
+    expect(fatal?.msg).toContain('cannot listen on host not_a_host (PILOTLIGHT_HOST)');
+  });
+});
+
 describe('lock file', () => {
   it('exists while ready and is removed on SIGTERM', async () => {
     const dir = tempDir();

@@ -37,6 +37,10 @@ export interface WatchdogDeps {
 function listen(server: Server, port: number, host: string | undefined, setting: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const fail = (error: NodeJS.ErrnoException) => {
+      if (host !== undefined && (error.code === 'ENOTFOUND' || error.code === 'EADDRNOTAVAIL' || error.code === 'EAI_AGAIN')) {
+        reject(new Error(`cannot listen on host ${host} (PILOTLIGHT_HOST): ${error.code}; set it to an address of this machine, or unset it for every address`));
+        return;
+      }
       const fix = error.code === 'EADDRINUSE' ? ': another process has it; stop that one or set another port' : '';
       reject(new Error(`cannot listen on port ${port} of ${host ?? 'every address'} (${setting}): ${error.code ?? error.message}${fix}`));
     };
