@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { fixture, rawRequest } from '../support/fork-helpers.js';
+import { fixture, killMarked, rawRequest, uniqueMarker } from '../support/fork-helpers.js';
 import { killAll, startWatchdog } from '../support/watchdog.js';
 
 afterEach(killAll);
@@ -184,6 +184,26 @@ describe.each(['serializing', 'streaming'])('%s mode: a process that does not re
         req.end(body);
       });
       expect(answer).toEqual({ status: 200, text: 'ignored\n' });
+    }
+  });
+});
+
+describe.each(['serializing', 'streaming'])('%s mode: a function that leaves a daemon holding its stdout', (mode) => {
+  it('is answered when the function exits, and its slot is free for the next request', async () => {
+    const marker = uniqueMarker();
+    try {
+      const watchdog = await startWatchdog({
+        env: { PILOTLIGHT_MODE: mode, PILOTLIGHT_PROCESS: `${fixture('fork-daemon.sh')} ${marker}`, PILOTLIGHT_MAX_INFLIGHT: '1', PILOTLIGHT_EXEC_TIMEOUT: '20s', PILOTLIGHT_WRITE_TIMEOUT: '20s' },
+      });
+      for (let i = 0; i < 2; i++) {
+        const res = await fetch(`${watchdog.url}/`, { signal: AbortSignal.timeout(10_000) });
+        expect(res.status).toBe(200);
+        expect(await res.text()).toBe('answered\n');
+      }
+      const held = await watchdog.waitForLog((r) => r.code === 'PILOTLIGHT_OUTPUT_HELD');
+      expect(held).toMatchObject({ level: 'warn' });
+    } finally {
+      killMarked(marker);
     }
   });
 });

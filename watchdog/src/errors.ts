@@ -46,6 +46,7 @@ export const ERRORS = {
   PILOTLIGHT_RUNTIME_UNRESPONSIVE: { status: null, summary: 'The runtime stopped answering health pings (user code blocking its event loop); it was restarted.' },
   PILOTLIGHT_HINT_UNDELIVERED: { status: null, summary: 'A scale hint could not be delivered to `scale_hint_url` after retries; logged once per outage.' },
   PILOTLIGHT_LOCK_FILE_FAILED: { status: null, summary: 'The OpenFaaS lock file could not be written or removed; exec probes that read it see the wrong state.' },
+  PILOTLIGHT_OUTPUT_HELD: { status: null, summary: 'A fork-mode process exited while something it started still held its output; the request was answered without waiting for it.' },
   PILOTLIGHT_GRACE_EXCEEDED: { status: null, summary: 'At shutdown, requests were still in flight when `grace_period` ran out; they were cut off.' },
   PILOTLIGHT_NOT_FOUND: { status: 404, summary: 'No such `/_/` endpoint, or no such file in `static` mode.' },
   PILOTLIGHT_METHOD_NOT_ALLOWED: { status: 405, summary: 'The `/_/` endpoint or static file does not take this method.' },

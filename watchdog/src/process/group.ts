@@ -39,14 +39,14 @@ export function describeExit(code: number | null, signal: NodeJS.Signals | null)
 }
 
 /** Longest wait for a stopped child's output pipes to close (only an escaped descendant delays it). */
-const OUTPUT_CLOSE_MS = 1_000;
+export const OUTPUT_CLOSE_MS = 1_000;
 
 /**
  * Resolves once `child`'s stdout and stderr have closed, so every line it wrote before exiting has
  * been read and logged. A process's exit is reported before its pipes are drained; a watchdog
  * exiting at that point loses the last lines (a runtime's shutdown log) still in the pipe.
  */
-function outputClosed(child: ChildProcess, capMs: number): Promise<void> {
+export function outputClosed(child: ChildProcess, capMs: number): Promise<void> {
   const open = [child.stdout, child.stderr].filter((stream) => stream !== null && !stream.closed);
   if (open.length === 0) return Promise.resolve();
   return new Promise((resolve) => {

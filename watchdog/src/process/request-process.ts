@@ -6,7 +6,7 @@ import type { Invocation } from '../invocation.js';
 import type { TraceContext } from '../tracing.js';
 import { type ChildOutputOptions, forwardChildOutput } from '../log/child-output.js';
 import { limitBody } from '../proxy/body-limit.js';
-import { describeExit, type Spawn, signalGroup, spawnGroup } from './group.js';
+import { describeExit, OUTPUT_CLOSE_MS, outputClosed, type Spawn, signalGroup, spawnGroup } from './group.js';
 
 /** What the fork modes need to start a process per request. */
 export interface RequestProcessOptions {
@@ -108,9 +108,22 @@ export function startRequestProcess(
         ),
       );
     });
-    child.once('close', (code, signal) => {
-      invocation.onAbort(undefined);
-      resolve({ code, signal });
+    // The answer waits for the output to be read to its end, but not for a process the function
+    // left running in another session with the pipes still open: that one would hold the request
+    // (and its concurrency slot) for as long as it lives. What it writes later is dropped.
+    child.once('exit', (code, signal) => {
+      void outputClosed(child, OUTPUT_CLOSE_MS).then(() => {
+        if (!child.stdout?.closed || !child.stderr?.closed) {
+          logger.warn(
+            { code: 'PILOTLIGHT_OUTPUT_HELD' },
+            `the function process ${describeExit(code, signal)} but something it started still holds its stdout or stderr; answering without waiting for it`,
+          );
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+        }
+        invocation.onAbort(undefined);
+        resolve({ code, signal });
+      });
     });
   });
   return { child, done };
