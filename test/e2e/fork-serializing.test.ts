@@ -59,11 +59,13 @@ describe('serializing mode', () => {
     const res = await fetch(`${watchdog.url}/some/path?a=1&b=two`, {
       method: 'PUT',
       body: '{}',
-      headers: { 'content-type': 'application/json', 'X-Custom-Header': 'custom value' },
+      // On the wire, the UTF-8 bytes of "café" (fetch writes each char below 256 as one byte).
+      headers: { 'content-type': 'application/json', 'X-Custom-Header': 'custom value', 'X-Name': Buffer.from('café').toString('latin1') },
     });
     expect(res.status).toBe(200);
     const env = (await res.json()) as Record<string, string>;
     expect(env).toMatchObject({
+      Http_X_Name: 'café',
       Http_Method: 'PUT',
       Http_Path: '/some/path',
       Http_Query: 'a=1&b=two',
@@ -74,7 +76,8 @@ describe('serializing mode', () => {
 
   it('leaves Http_Query unset without a query string', async () => {
     const watchdog = await serializing(fixture('fork-env.mjs'));
-    const env = (await fetch(`${watchdog.url}/plain`).then((r) => r.json())) as Record<string, string>;
+    // A header named Query must not pose as the query string.
+    const env = (await fetch(`${watchdog.url}/plain`, { headers: { query: 'spoofed' } }).then((r) => r.json())) as Record<string, string>;
     expect(env.Http_Method).toBe('GET');
     expect(env.Http_Path).toBe('/plain');
     expect(env).not.toHaveProperty('Http_Query');

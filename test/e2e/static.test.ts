@@ -55,6 +55,12 @@ describe('static mode', () => {
     expect(await text.text()).toBe(DATA);
   });
 
+  it('reads a path starting with // as a path, not as a host name', async () => {
+    const res = await rawRequest(watchdog.url, { path: '//sub/style.css' });
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe('body { color: red }');
+  });
+
   it('follows a symbolic link the author put inside the root (as nginx and of-watchdog do)', async () => {
     const res = await fetch(`${watchdog.url}/shared/logo.txt`);
     expect(res.status).toBe(200);

@@ -42,13 +42,16 @@ export function requestEnv(req: IncomingMessage, base: NodeJS.ProcessEnv, trace:
     // A repeated header keeps its first value, as in of-watchdog.
     if (seen.has(name)) continue;
     seen.add(name);
-    env[name] = raw[i + 1];
+    // Node reads header bytes as latin1; the process gets them back as the UTF-8 they were sent as.
+    env[name] = Buffer.from(raw[i + 1] as string, 'latin1').toString('utf8');
   }
   const url = req.url ?? '/';
   const query = url.indexOf('?');
   env.Http_Method = req.method;
   env.Http_Path = query === -1 ? url : url.slice(0, query);
+  // Only the URL sets the query: a header named `Query` must not pose as one.
   if (query !== -1 && query < url.length - 1) env.Http_Query = url.slice(query + 1);
+  else delete env.Http_Query;
   env.TRACEPARENT = trace.traceparent;
   if (trace.traceState !== undefined) env.TRACESTATE = trace.traceState;
   return env;

@@ -34,7 +34,9 @@ export class StaticRunner implements Runner {
         }),
       );
     }
-    const path = new URL(req.url ?? '/', 'http://static').pathname;
+    // The path as sent (send decodes and normalises it): parsed as a URL, `//sub/x` would make
+    // `sub` a host name and serve `/x` instead.
+    const path = (req.url ?? '/').split('?', 1)[0] as string;
     return new Promise((resolve, reject) => {
       const file = send(req, path, { root: this.root, index: ['index.html'], dotfiles: 'ignore' });
       file.on('error', (error: { status?: number; message: string; headers?: Record<string, string> }) => {
