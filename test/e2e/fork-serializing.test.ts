@@ -95,6 +95,9 @@ describe('serializing mode', () => {
     expect(body.requestId).toBe(res.headers.get('x-request-id'));
     const line = await watchdog.waitForLog((r) => r.msg === 'fork-fail: going down');
     expect(line).toMatchObject({ stream: 'stderr', request_id: body.requestId });
+    // The failure itself is logged too, with the same request id.
+    const failure = await watchdog.waitForLog((r) => r.code === 'PILOTLIGHT_FUNCTION_FAILED');
+    expect(failure).toMatchObject({ level: 'warn', request_id: body.requestId });
   });
 
   it('answers a command that does not exist with 500 PILOTLIGHT_SPAWN_FAILED and stays up', async () => {

@@ -220,6 +220,9 @@ export class Listener {
       if (!invocation.aborted) {
         const known = error instanceof WatchdogError ? error : new WatchdogError('PILOTLIGHT_INTERNAL', 'the watchdog failed to serve this request');
         if (known !== error) invocation.log().error({ err: error, code: known.code }, 'request failed inside the watchdog');
+        // A platform-side failure (the function exited non-zero, could not be spawned, the
+        // upstream broke) is an operator's business too, not only the client's.
+        else if (known.status >= 500) invocation.log().warn({ code: known.code }, known.message);
         metrics.rejected(known.code);
         answerError(req, res, requestId, span.context.traceparent, known);
       }

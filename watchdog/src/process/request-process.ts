@@ -87,7 +87,10 @@ export function startRequestProcess(
   try {
     const body = limitBody(req, options.maxBodySize);
     body.on('error', (error) => {
-      invocation.abort(error instanceof WatchdogError ? error : new WatchdogError('PILOTLIGHT_INTERNAL', String(error)));
+      // Past max_body_size: answered 413. Anything else on the request stream is the client's
+      // connection breaking (it went away, or the response was cut): nobody is left to answer.
+      if (error instanceof WatchdogError) invocation.abort(error);
+      else invocation.cancel(error);
     });
     body.pipe(child.stdin!);
     // A process that stops reading (or never starts) leaves the rest of the body unread, and the
