@@ -47,5 +47,8 @@ export function limitBody(req: IncomingMessage, limit: number): Readable {
     },
   });
   req.on('error', (error) => counter.destroy(error));
+  // Whoever reads the body listens for its errors while reading; a client that goes away after
+  // that (an exchange already answered) must not become an unhandled 'error' that ends the watchdog.
+  counter.on('error', () => {});
   return req.pipe(counter);
 }
