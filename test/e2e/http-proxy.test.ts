@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectWatchdogError, getJson, type HttpSetup, send, startHttp } from '../support/http-helpers.js';
+import { expectWatchdogError, getJson, type HttpSetup, send, startHttp, waitForHeld, waitUntil } from '../support/http-helpers.js';
 import { killAll } from '../support/watchdog.js';
 
 afterAll(killAll);
@@ -182,6 +183,41 @@ describe('http mode: proxying', () => {
     const rest = await reader.read();
     expect(rest.done).toBe(true);
     expect(received).toBe('data: one\n\ndata: two\n\n');
+  });
+
+  /**
+   * Starts a chunked upload on a raw socket, sends one chunk, and goes away (without the
+   * terminating chunk) once `goAway` resolves. Resolves with what the client had read by then.
+   */
+  async function abandonUpload(path: string, goAway: (received: () => string) => Promise<unknown>): Promise<string> {
+    const { port } = new URL(url);
+    const socket = connect(Number(port), '127.0.0.1');
+    let received = '';
+    socket.on('data', (data: Buffer) => (received += data.toString('latin1')));
+    socket.on('error', () => {});
+    socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`);
+    await goAway(() => received);
+    socket.destroy();
+    return received;
+  }
+
+  it('keeps serving when a client abandons a chunked upload the function has not answered', async () => {
+    await abandonUpload('/hold?id=abandoned', () => waitForHeld(setup.upstream, ['abandoned']));
+    // The function sees its request go away rather than holding it forever.
+    await waitUntil(async () => (await getJson<{ held: string[] }>(setup.upstream, '/held')).held.length === 0, 'the held request is dropped');
+    expect((await fetch(`${url}/_/health`)).status).toBe(200);
+    const after = await send(`${url}/after-abandon`);
+    expect(after.body.toString()).toBe('ok GET /after-abandon');
+  });
+
+  it('keeps serving when a client abandons a chunked upload the function already answered', async () => {
+    const received = await abandonUpload('/early', (seen) => waitUntil(() => seen().endsWith('early'), 'the early answer arrives'));
+    expect(received.startsWith('HTTP/1.1 200 ')).toBe(true);
+    // Give the watchdog a moment to see the socket go while it is still counting the body.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await fetch(`${url}/_/health`)).status).toBe(200);
+    const after = await send(`${url}/after-abandon`);
+    expect(after.body.toString()).toBe('ok GET /after-abandon');
   });
 });
 
