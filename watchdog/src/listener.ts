@@ -7,7 +7,7 @@ import { parseDuration } from './config/parsers.js';
 import { sendError, WatchdogError } from './errors.js';
 import { Invocation, setResponseIds } from './invocation.js';
 import type { Lifecycle, State } from './lifecycle.js';
-import { bodyTooLarge, drainRefusedBody } from './proxy/body-limit.js';
+import { bodyTooLarge, discardUnreadBody } from './proxy/body-limit.js';
 import type { Metrics } from './metrics.js';
 import type { Runner } from './runners/runner.js';
 import type { LoadEstimator } from './scale/estimator.js';
@@ -44,7 +44,6 @@ const NOT_SERVING: Record<Exclude<State, 'ready'>, () => WatchdogError> = {
 
 /** Answers with a watchdog error (the ids only if nothing was sent yet). */
 function answerError(req: IncomingMessage, res: ServerResponse, requestId: string, traceparent: string, error: WatchdogError): void {
-  if (error.code === 'PILOTLIGHT_BODY_TOO_LARGE') drainRefusedBody(req);
   if (!res.headersSent) setResponseIds(res, requestId, traceparent);
   sendError(res, error, requestId);
 }
@@ -147,6 +146,7 @@ export class Listener {
   /** Answers a request the watchdog refuses itself, and counts it. */
   #reject(req: IncomingMessage, res: ServerResponse, span: ServerSpan, started: number, requestId: string, error: WatchdogError): void {
     answerError(req, res, requestId, span.context.traceparent, error);
+    discardUnreadBody(req);
     this.deps.metrics.rejected(error.code);
     this.#record(req, res, span, started);
   }
@@ -203,6 +203,7 @@ export class Listener {
     const settle = () => {
       clearTimeout(timer);
       res.off('close', onClose);
+      discardUnreadBody(req);
       admission.leave();
       if (!warm) {
         if (!invocation.aborted) estimator.completion((performance.now() - started) / 1000);

@@ -7,17 +7,21 @@ export function bodyTooLarge(limit: number): WatchdogError {
   return new WatchdogError('PILOTLIGHT_BODY_TOO_LARGE', `request body is larger than the limit of ${limit} bytes (max_body_size)`);
 }
 
-/** How long a client refused a body may go on sending it before its connection is cut. */
+/** How long a client may go on sending a body nobody reads any more before its connection is cut. */
 const LINGER_MS = 2_000;
 
 /**
- * After a refusal sent before the request body was read: reads and drops the rest of the body
- * so the client can finish sending and read the answer. Closing at once would leave its unread
- * bytes in the kernel, which then resets the connection, and a client still writing sees the
- * reset instead of the 413. A body that keeps coming past LINGER_MS has its connection cut.
+ * After an answer sent before the request body was read whole (a refusal, or a function that
+ * answered early): reads and drops the rest of the body so the client can finish sending, read
+ * the answer, and send its next request on the same connection. Left unread, the body would stall
+ * a client that writes before it reads, and closing at once would leave its unread bytes in the
+ * kernel, which then resets the connection, so a client still writing sees the reset instead of
+ * the answer. A body that keeps coming past LINGER_MS has its connection cut.
  */
-export function drainRefusedBody(req: IncomingMessage): void {
-  if (req.complete) return;
+export function discardUnreadBody(req: IncomingMessage): void {
+  if (req.complete || req.destroyed) return;
+  // Whatever was reading the body (a runner's pipe) is done with it, and would hold it paused.
+  req.unpipe();
   const cut = setTimeout(() => req.socket.destroy(), LINGER_MS);
   cut.unref();
   req.once('end', () => clearTimeout(cut));
