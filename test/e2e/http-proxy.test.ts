@@ -127,6 +127,37 @@ describe('http mode: proxying', () => {
     expect((await send(`${url}/`)).status).toBe(200);
   });
 
+  it('passes on a response with both Content-Length and chunked framing de-chunked, without the Content-Length', async () => {
+    const res = await within(send(`${url}/raw?shape=both-framings`), 5_000, 'the response never ended');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-length']).toBeUndefined();
+    expect(res.body.toString()).toBe('ok');
+  });
+
+  it('answers 502 Bad Gateway PILOTLIGHT_UPSTREAM_BAD_RESPONSE for a response header with a control character', async () => {
+    const res = await send(`${url}/raw?shape=control-char`);
+    const error = expectWatchdogError(res, 502, 'PILOTLIGHT_UPSTREAM_BAD_RESPONSE');
+    expect(error.message).toMatch(/invalid response/);
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(url).port), '127.0.0.1');
+      let text = '';
+      socket.on('data', (data: Buffer) => (text += data.toString('latin1')));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+      socket.write('GET /raw?shape=control-char HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    });
+    expect(raw.startsWith('HTTP/1.1 502 Bad Gateway\r\n')).toBe(true);
+  });
+
+  it('cuts the client connection when a body framed by the upstream closing is cut by a reset instead', async () => {
+    const outcome = await send(`${url}/raw?shape=reset-until-close`).then(
+      (res) => `answered ${res.status} with ${JSON.stringify(res.body.toString())}`,
+      (error: NodeJS.ErrnoException) => `failed ${error.code ?? error.message}`,
+    );
+    // A clean end here would hand the client "partial" as if it were the whole body.
+    expect(outcome).toMatch(/^failed /);
+  });
+
   it('puts the path of upstream_url in front of every request path, as of-watchdog does', async () => {
     const prefixed = await startHttp('http-upstream.js', { upstreamPath: '/api/v1/' });
     const res = await fetch(`${prefixed.watchdog.url}/hello/there?x=1&y=%20`);

@@ -88,7 +88,8 @@ export function sendError(res: ServerResponse, error: WatchdogError, requestId?:
     return;
   }
   const body = JSON.stringify({ code: error.code, message: error.message, ...error.details, requestId });
-  res.writeHead(error.status, {
+  // The reason phrase too: a writeHead that threw on a bad upstream header has already set its own.
+  res.writeHead(error.status, STATUS_CODES[error.status] ?? '', {
     ...error.headers,
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),

@@ -92,6 +92,17 @@ describe('ResponseParser', () => {
     expect(both.parser.reusable).toBe(false);
   });
 
+  it('passes on one Content-Length however often it came, and none next to Transfer-Encoding', () => {
+    for (const step of STEPS) {
+      const repeated = parse('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\ncontent-length: 2\r\n\r\nok', step);
+      expect(repeated.head?.headers).toEqual(['Content-Length', '2', 'X-A', '1']);
+      expect(repeated.body).toBe('ok');
+      const both = parse('HTTP/1.1 200 OK\r\nContent-Length: 99\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n', step);
+      expect(both.head?.headers).toEqual(['X-A', '1', 'Transfer-Encoding', 'chunked']);
+      expect(both.body).toBe('ok');
+    }
+  });
+
   it('refuses what breaks HTTP/1.1, naming the problem', () => {
     const bad: Array<[string, RegExp]> = [
       ['HTTP/2 200 OK\r\n\r\n', /invalid status line/],
@@ -105,6 +116,8 @@ describe('ResponseParser', () => {
     ];
     for (const [wire, message] of bad) expect(() => parse(wire, 1_000), wire).toThrow(message);
     expect(() => parse(`HTTP/1.1 200 OK\r\nX: ${'a'.repeat(70_000)}`, 1_000)).toThrow(/larger than/);
+    // Also when the head's end arrives in the same read that takes it past the limit.
+    expect(() => parse(`HTTP/1.1 200 OK\r\nX: ${'a'.repeat(70_000)}\r\n\r\n`, 40_000)).toThrow(/larger than/);
   });
 
   it('says the upstream closed early when the response is cut short', () => {

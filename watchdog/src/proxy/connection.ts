@@ -84,6 +84,8 @@ export class UpstreamConnection {
     socket.on('close', () => {
       if (this.#handler) {
         try {
+          // A reset is not an end: a close-delimited body cut by one must not pass for complete.
+          if (this.#error) throw this.#error;
           this.#parser.finish();
         } catch (error) {
           this.#fail(this.#error ?? (error as Error));

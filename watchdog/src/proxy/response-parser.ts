@@ -159,6 +159,7 @@ export class ResponseParser {
       this.#pending = Buffer.from(buffer.subarray(from));
       return data.length;
     }
+    if (end - from > MAX_HEAD_BYTES) throw new ResponseParseError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
     this.#pending = undefined;
     this.#onHead(buffer.toString('latin1', from, end));
     return pending ? at + end + 4 - pending.length : end + 4;
@@ -173,6 +174,7 @@ export class ResponseParser {
     const status = Number(match[2]);
     const headers: string[] = [];
     let length: string | undefined;
+    let lengthAt = 0;
     let chunked = false;
     let encoded = false;
     let close = http10;
@@ -190,11 +192,16 @@ export class ResponseParser {
       const name = text.slice(at, colon);
       const value = text.slice(colon + 1, end).trim();
       at = end + 2;
-      headers.push(name, value);
-      if (name.length < 10 || name.length > 17) continue;
+      if (name.length < 10 || name.length > 17) {
+        headers.push(name, value);
+        continue;
+      }
       switch (name.toLowerCase()) {
         case 'content-length':
           if (!DIGITS.test(value) || (length !== undefined && length !== value)) throw new ResponseParseError(`invalid Content-Length ${JSON.stringify(value)}`);
+          // Passed on once, however often it came.
+          if (length !== undefined) continue;
+          lengthAt = headers.length;
           length = value;
           break;
         case 'transfer-encoding':
@@ -213,7 +220,11 @@ export class ResponseParser {
           break;
         }
       }
+      headers.push(name, value);
     }
+    // A Content-Length next to Transfer-Encoding does not describe the body passed on (that is
+    // de-chunked and framed afresh for the client), so it goes, as RFC 9112 §6.3 tells a proxy.
+    if (length !== undefined && encoded) headers.splice(lengthAt, 2);
     if (status < 200) {
       // 1xx heads are informational and the final head follows; 101 would switch protocols.
       if (status === 101) throw new ResponseParseError('upstream switched protocols (101); upgrades are not proxied');

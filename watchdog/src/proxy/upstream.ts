@@ -153,12 +153,19 @@ export class Upstream {
     const connection = this.#pool.acquire();
     const reused = connection.served > 0;
     let onDrain: (() => void) | undefined;
+    let waiting = false;
     invocation.onAbort((reason) => connection.abort(reason));
     connection.send(request, {
       onHead: (head) => {
         // One flat array and no setHeader before it: writeHead's fast path.
         const out = responseHead(head.headers, invocation.responseHeaders);
-        res.writeHead(head.status, out.headers);
+        try {
+          res.writeHead(head.status, out.headers);
+        } catch (error) {
+          // Node validates names and values as it writes them (a control character, a name
+          // that is not a token); one it refuses is the upstream's malformed response.
+          throw new ResponseParseError((error as Error).message);
+        }
         // Server-Sent Events must reach the client event by event, starting with the headers.
         if (out.eventStream) res.flushHeaders();
       },
@@ -169,9 +176,16 @@ export class Upstream {
           return true;
         }
         if (res.write(chunk)) return true;
-        // Listen for drain only when the client actually pushes back.
-        onDrain ??= () => connection.resume();
-        res.once('drain', onDrain);
+        // Listen for drain only when the client actually pushes back, and once: the rest of the
+        // socket read being parsed keeps coming until the pause takes effect.
+        if (!waiting) {
+          waiting = true;
+          onDrain ??= () => {
+            waiting = false;
+            connection.resume();
+          };
+          res.once('drain', onDrain);
+        }
         return false;
       },
       onComplete: () => {
