@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { newTrace, SDK_FIXTURES, startGeneric } from '../support/sdk-helpers.js';
 import { specialize } from '../support/specialize.js';
@@ -15,6 +16,30 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
     if (wanted.every((pair) => labelText.includes(pair))) return Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return undefined;
+}
+
+async function metricsText(watchdog: RunningWatchdog): Promise<string> {
+  return (await fetch(`${watchdog.url}/_/metrics`)).text();
+}
+
+async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (const stop = Date.now() + 10_000; Date.now() < stop; ) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+/** Writes `bytes` on a fresh connection and resolves with all the watchdog sends back. */
+function rawExchange(watchdog: RunningWatchdog, bytes: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(new URL(watchdog.url).port), '127.0.0.1');
+    let text = '';
+    socket.on('data', (data: Buffer) => (text += data.toString('latin1')));
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+    socket.write(bytes);
+  });
 }
 
 async function httpWatchdog(env: Record<string, string> = {}): Promise<RunningWatchdog> {
@@ -52,6 +77,22 @@ describe('metrics', () => {
     expect(sample(text, 'http_requests_in_flight')).toBe(0);
     expect(sample(text, 'pilotlight_cold_start_seconds_count')).toBe(1);
     expect(sample(text, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+  });
+
+  it('counts a request whose client left before any answer as 499, and bytes that never became a request', async () => {
+    const watchdog = await httpWatchdog();
+    const gone = new AbortController();
+    const abandoned = fetch(`${watchdog.url}/hold?id=left`, { signal: gone.signal }).catch(() => 'aborted');
+    await waitFor(async () => (await (await fetch(`${watchdog.url}/_/status`)).json()).inflight === 1, 'the request is in flight');
+    gone.abort();
+    expect(await abandoned).toBe('aborted');
+    await waitFor(async () => sample(await metricsText(watchdog), 'http_requests_total', { code: '499', method: 'GET' }) === 1, 'the 499 is counted');
+    const text = await metricsText(watchdog);
+    expect(sample(text, 'http_requests_total', { code: '200', method: 'GET' })).toBeUndefined();
+
+    const garbage = await rawExchange(watchdog, 'NOT HTTP AT ALL\r\n\r\n');
+    expect(garbage.startsWith('HTTP/1.1 400 ')).toBe(true);
+    expect(sample(await metricsText(watchdog), 'pilotlight_rejected_total', { code: 'PILOTLIGHT_BAD_REQUEST' })).toBe(1);
   });
 
   it('serves the same metrics on a separate metrics port, as of-watchdog does on 8081', async () => {

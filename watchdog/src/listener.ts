@@ -42,6 +42,15 @@ const NOT_SERVING: Record<Exclude<State, 'ready'>, () => WatchdogError> = {
   failed: () => new WatchdogError('PILOTLIGHT_FAILED', 'the function process could not be kept running; this instance is failed'),
 };
 
+/**
+ * The status a finished request is counted and logged with: unanswered (its client went away),
+ * res.statusCode is still its default 200, which must not count as a success; nginx's 499
+ * ("client closed request") instead.
+ */
+function outcome(res: ServerResponse): number {
+  return res.headersSent ? res.statusCode : 499;
+}
+
 /** Answers with a watchdog error (the ids only if nothing was sent yet). */
 function answerError(req: IncomingMessage, res: ServerResponse, requestId: string, traceparent: string, error: WatchdogError): void {
   if (!res.headersSent) setResponseIds(res, requestId, traceparent);
@@ -152,8 +161,9 @@ export class Listener {
   }
 
   #record(req: IncomingMessage, res: ServerResponse, span: ServerSpan, started: number): void {
-    this.deps.metrics.request(res.statusCode, req.method ?? 'GET', (performance.now() - started) / 1000);
-    span.end(res.statusCode);
+    const status = outcome(res);
+    this.deps.metrics.request(status, req.method ?? 'GET', (performance.now() - started) / 1000);
+    span.end(status);
   }
 
   #finish(): void {
@@ -211,7 +221,7 @@ export class Listener {
       }
       if (config.accessLog) {
         invocation.log().info(
-          { method: req.method, path: req.url, status: res.statusCode, durationMs: Math.round(performance.now() - arrived) },
+          { method: req.method, path: req.url, status: outcome(res), durationMs: Math.round(performance.now() - arrived) },
           'request',
         );
       }

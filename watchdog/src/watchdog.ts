@@ -192,7 +192,9 @@ export class Watchdog {
         socket.destroy();
         return;
       }
-      socket.end(rawErrorResponse(clientErrorOf(error)));
+      const answer = clientErrorOf(error);
+      this.#metrics.rejected(answer.code);
+      socket.end(rawErrorResponse(answer));
     });
     if (!config.suppressLock) maintainLockFile(config.lockFile, this.lifecycle, logger);
   }
