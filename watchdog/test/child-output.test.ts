@@ -56,6 +56,43 @@ describe('forwardChildOutput', () => {
     ]);
   });
 
+  it('logs a child line over the limit in parts the same whether it arrived whole or in pieces, cutting between characters', async () => {
+    const line = `${'é'.repeat(7)}z`; // 15 bytes in UTF-8
+    const whole = capture({ maxLine: 5 });
+    whole.source.write(`${line}\n`);
+    await whole.end();
+    const pieces = capture({ maxLine: 5 });
+    for (const byte of Buffer.from(`${line}\n`)) pieces.source.write(Buffer.of(byte));
+    await pieces.end();
+    const expected = [
+      ['éé', 1, true],
+      ['éé', 2, true],
+      ['éé', 3, true],
+      ['éz', 4, false],
+    ];
+    expect(whole.lines.map((l) => [l.msg, l.part, l.partial])).toEqual(expected);
+    expect(pieces.lines.map((l) => [l.msg, l.part, l.partial])).toEqual(expected);
+  });
+
+  it('logs a child line at level fatal as fatal, without the synchronous flush that reorders the log', async () => {
+    const lines: Record<string, unknown>[] = [];
+    let flushes = 0;
+    const sink = Object.assign(new PassThrough(), { flushSync: () => void (flushes += 1) });
+    sink.on('data', (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+    });
+    const logger = pino({ formatters: { level: (label) => ({ level: label }) } }, sink);
+    const source = new PassThrough();
+    forwardChildOutput(source, { logger, stream: 'stderr', maxLine: 1_000, wrap: true, writeRaw: () => {} });
+    source.end('{"level":"fatal","msg":"giving up","n":1}\n{"level":60,"msg":"again"}\n');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines).toMatchObject([
+      { level: 'fatal', msg: 'giving up', n: 1, stream: 'stderr' },
+      { level: 'fatal', msg: 'again', stream: 'stderr' },
+    ]);
+    expect(flushes).toBe(0);
+  });
+
   it('passes lines through untouched when wrapping is off', async () => {
     const { raw, lines, source, end } = capture({ wrap: false });
     source.write('plain\n{"a":1}\n');

@@ -387,7 +387,7 @@ export const SETTINGS = {
     aliases: ['log_buffer_size'],
     default: '64KiB',
     parse: parseLineSize,
-    doc: 'Longest child output line kept whole; longer lines are logged in parts of this size, never blocking the child.',
+    doc: 'Longest child output line kept whole, in bytes; longer lines are logged in numbered parts of at most this size (cut between UTF-8 characters), never blocking the child.',
   }),
   logLevel: setting({
     env: 'PILOTLIGHT_LOG_LEVEL',

@@ -57,6 +57,12 @@ function boundKeys(logger: Logger): ReadonlySet<string> {
   return new Set(Object.keys(JSON.parse(`{${chindings.slice(1)}}`) as object));
 }
 
+/** Writes one record at `level` the way every pino level method does, minus fatal's flush. */
+function writeRecord(logger: Logger, fields: object, msg: string, level: number): void {
+  const write = (logger as unknown as Record<symbol, (fields: object, msg: string, level: number) => void>)[pino.symbols.writeSym];
+  write?.call(logger, fields, msg, level);
+}
+
 function record(options: ChildOutputOptions, line: string, part: number | undefined, last: boolean, bound: ReadonlySet<string>): void {
   if (!options.wrap) {
     options.writeRaw(`${line}\n`);
@@ -74,42 +80,65 @@ function record(options: ChildOutputOptions, line: string, part: number | undefi
     const { level, time, msg, ...fields } = parsed;
     for (const key of bound) delete fields[key];
     const method = levelOf(level, fallback) as 'info';
-    options.logger[method]({ ...fields, stream: options.stream, child_time: time }, typeof msg === 'string' ? msg : '');
+    const logged = { ...fields, stream: options.stream, child_time: time };
+    const text = typeof msg === 'string' ? msg : '';
+    if ((method as string) !== 'fatal') options.logger[method](logged, text);
+    // pino's fatal() flushes synchronously, which with a write in flight puts lines out of order:
+    // the watchdog's own last words need that, a child's fatal line does not.
+    else if (options.logger.isLevelEnabled('fatal')) writeRecord(options.logger, logged, text, 60);
     return;
   }
   const partInfo = part === undefined ? {} : { part, partial: !last };
   options.logger[fallback as 'info']({ stream: options.stream, ...partInfo }, line);
 }
 
+/** Where to cut `data` at most `max` bytes from `from` without splitting a UTF-8 character. */
+function cutAt(data: Buffer, from: number, max: number): number {
+  let cut = from + max;
+  // Back off continuation bytes (10xxxxxx) so the character they belong to stays in the next part.
+  while (cut > from && ((data[cut] as number) & 0xc0) === 0x80) cut -= 1;
+  return cut === from ? from + max : cut;
+}
+
 /**
  * Reads a child's output stream line by line into log records. Reading never pauses, so a child
- * never blocks on a full pipe, and a line longer than `maxLine` is logged in numbered parts
- * instead of being buffered without bound.
+ * never blocks on a full pipe, and a line longer than `maxLine` bytes is logged in numbered parts
+ * (cut between UTF-8 characters) instead of being buffered without bound, whether it arrived
+ * whole or in pieces.
  */
 export function forwardChildOutput(source: Readable, options: ChildOutputOptions): void {
-  source.setEncoding('utf8');
   const bound = options.wrap ? boundKeys(options.logger) : new Set<string>();
-  let pending = '';
+  const { maxLine } = options;
+  let pending: Buffer | undefined;
   let part = 0;
-  source.on('data', (chunk: string) => {
-    let text = pending + chunk;
-    let newline = text.indexOf('\n');
-    while (newline !== -1) {
-      const line = text.charCodeAt(newline - 1) === 13 ? text.slice(0, newline - 1) : text.slice(0, newline);
-      record(options, line, part === 0 ? undefined : part + 1, true, bound);
-      part = 0;
-      text = text.slice(newline + 1);
-      newline = text.indexOf('\n');
-    }
-    while (text.length > options.maxLine) {
+  const whole = (data: Buffer, from: number, to: number) => {
+    const end = to > from && data[to - 1] === 13 ? to - 1 : to;
+    record(options, data.toString('utf8', from, end), part === 0 ? undefined : part + 1, true, bound);
+    part = 0;
+  };
+  /** Logs full-size parts from `data[from, to)` while more than `maxLine` bytes remain; returns where the rest starts. */
+  const parts = (data: Buffer, from: number, to: number): number => {
+    while (to - from > maxLine) {
+      const cut = cutAt(data, from, maxLine);
       part += 1;
-      record(options, text.slice(0, options.maxLine), part, false, bound);
-      text = text.slice(options.maxLine);
+      record(options, data.toString('utf8', from, cut), part, false, bound);
+      from = cut;
     }
-    pending = text;
+    return from;
+  };
+  source.on('data', (chunk: Buffer) => {
+    const data = pending === undefined ? chunk : Buffer.concat([pending, chunk]);
+    pending = undefined;
+    let from = 0;
+    for (let newline = data.indexOf(10); newline !== -1; newline = data.indexOf(10, from)) {
+      whole(data, parts(data, from, newline), newline);
+      from = newline + 1;
+    }
+    from = parts(data, from, data.length);
+    if (from < data.length) pending = Buffer.from(data.subarray(from));
   });
   source.on('end', () => {
-    if (pending !== '') record(options, pending, part === 0 ? undefined : part + 1, true, bound);
-    pending = '';
+    if (pending !== undefined) whole(pending, 0, pending.length);
+    pending = undefined;
   });
 }
