@@ -279,6 +279,10 @@ export class Watchdog {
   async #drain(reason: string): Promise<void> {
     const { config, logger } = this.deps;
     const deadline = Date.now() + config.gracePeriod;
+    // The end of the grace period belongs to the function's own SIGTERM handling (preStop hooks,
+    // last logs): requests get all but its last second (last fifth, when shorter than 5 s), so
+    // SIGKILL lands at the deadline and not after it, however long the requests take.
+    const requestsDeadline = deadline - Math.min(1_000, config.gracePeriod / 5);
     this.lifecycle.set('draining', reason);
     if (config.drainDelay > 0) await new Promise((r) => setTimeout(r, config.drainDelay));
     this.#listener.stopAccepting();
@@ -288,7 +292,7 @@ export class Watchdog {
     if (pending > 0) logger.info({ inflight: pending }, 'waiting for in-flight requests');
     const finished = await Promise.race([
       this.#listener.idle().then(() => true),
-      new Promise<false>((r) => setTimeout(() => r(false), Math.max(0, deadline - Date.now())).unref()),
+      new Promise<false>((r) => setTimeout(() => r(false), Math.max(0, requestsDeadline - Date.now())).unref()),
     ]);
     if (!finished) {
       logger.warn(
@@ -296,7 +300,7 @@ export class Watchdog {
         'grace period over with requests still in flight: they are cut off as the function stops',
       );
     }
-    await this.#runner.stop(Math.max(1_000, deadline - Date.now()));
+    await this.#runner.stop(Math.max(0, deadline - Date.now()));
     // A specialization the stop cut short is answered 503 before the connections close.
     await Promise.race([Promise.all(this.#specializing), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
     this.#hints.stop();

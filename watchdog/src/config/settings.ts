@@ -315,7 +315,7 @@ export const SETTINGS = {
     aliases: [],
     default: '25s',
     parse: parseDuration,
-    doc: "On SIGTERM, how long in-flight requests get to finish; keep it below the platform's kill deadline (Kubernetes: 30 s).",
+    doc: "On SIGTERM, the time in-flight requests and then the function's own SIGTERM handling get in all: requests until its last second (its last fifth, if shorter than 5 s), SIGKILL at its end. Keep it below the platform's kill deadline (Kubernetes: 30 s).",
   }),
   drainDelay: setting({
     env: 'PILOTLIGHT_DRAIN_DELAY',
