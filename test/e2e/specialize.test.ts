@@ -92,6 +92,19 @@ describe('a generic instance specializes from each source and serves', () => {
     await watchdog.waitForLog((r) => r.msg === 'specialized');
   });
 
+  it('names the function in every watchdog log line after a specialization gives it a name, and in none before', async () => {
+    const watchdog = await takeGeneric({ PILOTLIGHT_ACCESS_LOG: 'true' });
+    expectSpecialized(await specialize(watchdog, { path: HELLO_TS, function: 'named-late' }));
+    await expectHelloWorld(watchdog);
+    const access = await watchdog.waitForLog((r) => r.msg === 'request');
+    expect(access.function).toBe('named-late');
+    // The watchdog's own warm-up requests, made while the instance was generic, are not logged.
+    expect(watchdog.logs.filter((r) => r.msg === 'request')).toHaveLength(1);
+    const generic = watchdog.logs.find((r) => r.msg === 'instance is generic');
+    expect(generic).toBeDefined();
+    expect(generic).not.toHaveProperty('function');
+  });
+
   it.each(['tar.gz', 'zip'] as const)('{"archive", "format": "%s"}: hello-ts from the request body', async (format) => {
     const watchdog = await takeGeneric();
     const answer = await specialize(watchdog, { archive: helloArchive(format).toString('base64'), format, function: `hello-${format}` });

@@ -219,7 +219,7 @@ export class Listener {
         if (!invocation.aborted) estimator.completion((performance.now() - started) / 1000);
         this.#record(req, res, span, arrived);
       }
-      if (config.accessLog) {
+      if (config.accessLog && !warm) {
         invocation.log().info(
           { method: req.method, path: req.url, status: outcome(res), durationMs: Math.round(performance.now() - arrived) },
           'request',

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, helpText, loadConfig } from './config/load.js';
+import type { Identity } from './control/specialize.js';
 import { createLogger, drainLog } from './log/logger.js';
 import { defaultSpawn } from './process/group.js';
 import { Watchdog } from './watchdog.js';
@@ -32,7 +33,9 @@ export async function main(env: NodeJS.ProcessEnv, argv: readonly string[]): Pro
     return;
   }
   const { config } = loaded;
-  const { logger, destination } = createLogger({ level: config.logLevel, functionName: config.functionName, instance: config.instance });
+  // One identity for the logger and the watchdog: a name given at specialization shows in every line after it.
+  const identity: Identity = { functionName: config.functionName, specializeMs: undefined };
+  const { logger, destination } = createLogger({ level: config.logLevel, functionName: () => identity.functionName, instance: config.instance });
   const startFailed = async (error: unknown): Promise<never> => {
     logger.fatal({ err: error, code: 'PILOTLIGHT_START_FAILED' }, `could not start: ${(error as Error).message}`);
     await drainLog(destination);
@@ -47,6 +50,7 @@ export async function main(env: NodeJS.ProcessEnv, argv: readonly string[]): Pro
       env,
       writeRaw: (text) => destination.write(text),
       version: VERSION,
+      identity,
     });
   } catch (error) {
     return startFailed(error);

@@ -31,6 +31,11 @@ export interface WatchdogDeps {
   readonly version: string;
   /** Delivers a scale hint; defaults to a POST with undici. */
   readonly sendHint?: SendHint;
+  /**
+   * What the instance knows about its function, shared with whoever else shows the name (the
+   * logger); defaults to the configured name.
+   */
+  readonly identity?: Identity;
 }
 
 /** Listens, or fails naming the setting behind the port: a taken port is a common start failure. */
@@ -86,7 +91,7 @@ export class Watchdog {
     const { config, logger } = deps;
     this.lifecycle = new Lifecycle(logger);
     const admission = new Admission(config);
-    const identity: Identity = { functionName: config.functionName, specializeMs: undefined };
+    const identity: Identity = deps.identity ?? { functionName: config.functionName, specializeMs: undefined };
     this.#hints = new ScaleHints({
       config,
       admission,

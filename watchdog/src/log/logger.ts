@@ -3,9 +3,14 @@ import { pino, type Logger, type DestinationStream } from 'pino';
 /** What every watchdog log line carries. */
 export interface LogIdentity {
   readonly level: string;
-  readonly functionName: string | undefined;
+  /** The function's name as of each line: specialization can give a generic instance one. */
+  readonly functionName: () => string | undefined;
   readonly instance: string;
 }
+
+/** The field every line carries once the function has a name (the logger's mixin writes it). */
+const FUNCTION_KEY = 'function';
+const NO_FIELDS = Object.freeze({});
 
 /** A destination that can be flushed before the process exits, so no line is lost on SIGTERM. */
 export interface FlushableDestination extends DestinationStream {
@@ -45,7 +50,15 @@ export function createLogger(
   const logger = pino(
     {
       level: identity.level,
-      base: { function: identity.functionName, instance: identity.instance },
+      base: { instance: identity.instance },
+      // Read per line rather than bound once, so child loggers made before specialization (a
+      // runtime's output) name the function too. The mixin's field wins over a logged one, so a
+      // line cannot relabel itself as another function.
+      mixin: () => {
+        const name = identity.functionName();
+        return name === undefined ? NO_FIELDS : { [FUNCTION_KEY]: name };
+      },
+      mixinMergeStrategy: (logged: object, mixed: object) => (mixed === NO_FIELDS ? logged : { ...logged, ...mixed }),
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
