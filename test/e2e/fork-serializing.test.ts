@@ -74,6 +74,14 @@ describe('serializing mode', () => {
     });
   });
 
+  it('hands over Http_Path percent-decoded, as of-watchdog does, and as sent when it does not decode', async () => {
+    const watchdog = await serializing(fixture('fork-env.mjs'));
+    const path = async (sent: string) => ((await fetch(`${watchdog.url}${sent}`).then((r) => r.json())) as Record<string, string>).Http_Path;
+    expect(await path('/caf%C3%A9/a%20b?x=%20')).toBe('/café/a b');
+    expect(await path('/bad%E0%A4%A/x')).toBe('/bad%E0%A4%A/x');
+    expect(await path('/nul%00byte')).toBe('/nul%00byte');
+  });
+
   it('leaves Http_Query unset without a query string', async () => {
     const watchdog = await serializing(fixture('fork-env.mjs'));
     // A header named Query must not pose as the query string.

@@ -30,6 +30,20 @@ function envName(header: string): string {
 }
 
 /**
+ * The path percent-decoded, as of-watchdog passes Go's `URL.Path`. Left as sent when it does not
+ * decode to UTF-8, or would decode to a NUL, which no environment variable can hold.
+ */
+function decodePath(path: string): string {
+  if (!path.includes('%')) return path;
+  try {
+    const decoded = decodeURIComponent(path);
+    return decoded.includes('\0') ? path : decoded;
+  } catch {
+    return path;
+  }
+}
+
+/**
  * The request as environment variables, named as of-watchdog names them, plus `TRACEPARENT`
  * (and `TRACESTATE`) naming the watchdog's span, as OpenTelemetry's env carrier reads them.
  */
@@ -48,7 +62,7 @@ export function requestEnv(req: IncomingMessage, base: NodeJS.ProcessEnv, trace:
   const url = req.url ?? '/';
   const query = url.indexOf('?');
   env.Http_Method = req.method;
-  env.Http_Path = query === -1 ? url : url.slice(0, query);
+  env.Http_Path = decodePath(query === -1 ? url : url.slice(0, query));
   // Only the URL sets the query: a header named `Query` must not pose as one.
   if (query !== -1 && query < url.length - 1) env.Http_Query = url.slice(query + 1);
   else delete env.Http_Query;
