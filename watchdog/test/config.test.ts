@@ -86,6 +86,13 @@ describe('loadConfig', () => {
     expect(config.suppressLock).toBe(true);
   });
 
+  it('takes a true/false word after a boolean flag as its value, and nothing else', () => {
+    expect(loadConfig(HTTP, ['--prefix-logs', 'false']).config.prefixLogs).toBe(false);
+    expect(loadConfig(HTTP, ['--suppress-lock', 'no', '--prefix-logs', 'ON']).config).toMatchObject({ suppressLock: false, prefixLogs: true });
+    const { config } = loadConfig(HTTP, ['--suppress-lock', '--port', '7']);
+    expect(config).toMatchObject({ suppressLock: true, port: 7 });
+  });
+
   it('reports every bad setting at once, naming variable, flag, source and expectation', () => {
     const problems = problemsOf({ ...HTTP, PILOTLIGHT_EXEC_TIMEOUT: 'soon', max_inflight: '-2', PILOTLIGHT_MODE: 'fast' });
     expect(problems).toHaveLength(3);

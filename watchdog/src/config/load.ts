@@ -1,3 +1,4 @@
+import { isBoolWord } from './parsers.js';
 import { type Config, FUNCTION_VARIABLES, SETTINGS, type Setting } from './settings.js';
 
 type Key = keyof typeof SETTINGS;
@@ -55,7 +56,11 @@ function parseArgv(argv: readonly string[], problems: string[]): ParsedArgv {
         continue;
       }
       if (eq !== -1) flags.set(key, arg.slice(eq + 1));
-      else if (isBoolean(SETTINGS[key])) flags.set(key, 'true');
+      else if (isBoolean(SETTINGS[key])) {
+        // `--prefix-logs false` as well as `--prefix-logs=false`; a bare flag means true.
+        const next = argv[i + 1];
+        flags.set(key, next !== undefined && isBoolWord(next) ? (argv[++i] as string) : 'true');
+      }
       else if (i + 1 < argv.length) flags.set(key, argv[++i] as string);
       else problems.push(`flag --${name} needs a value`);
     }
