@@ -83,7 +83,7 @@ describe('metrics', () => {
     const watchdog = await httpWatchdog();
     const gone = new AbortController();
     const abandoned = fetch(`${watchdog.url}/hold?id=left`, { signal: gone.signal }).catch(() => 'aborted');
-    await waitFor(async () => (await (await fetch(`${watchdog.url}/_/status`)).json()).inflight === 1, 'the request is in flight');
+    await waitFor(async () => ((await (await fetch(`${watchdog.url}/_/status`)).json()) as { inflight: number }).inflight === 1, 'the request is in flight');
     gone.abort();
     expect(await abandoned).toBe('aborted');
     await waitFor(async () => sample(await metricsText(watchdog), 'http_requests_total', { code: '499', method: 'GET' }) === 1, 'the 499 is counted');
