@@ -113,6 +113,31 @@ describe('http mode: body size limit', () => {
     expect(fits.json<{ bodyLength: number }>().bodyLength).toBe(1024);
   });
 
+  it('answers Expect: 100-continue with the 413 instead of a 100 when the declared body is too large, and with a 100 when it fits', async () => {
+    const exchange = (length: number, sendBody: (socket: ReturnType<typeof connect>) => void) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(setup.watchdog.port, '127.0.0.1');
+        let text = '';
+        socket.on('data', (data: Buffer) => {
+          text += data.toString('latin1');
+          if (text.startsWith('HTTP/1.1 100 ') && text.endsWith('\r\n\r\n') && !text.includes('HTTP/1.1 2')) sendBody(socket);
+        });
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+        socket.write(`POST /headers HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`);
+      });
+    const refused = await exchange(1_000_000, () => {
+      throw new Error('sent 100 Continue for a body over the limit');
+    });
+    expect(refused.split('\r\n')[0]).toBe('HTTP/1.1 413 Payload Too Large');
+    expect(refused).toContain('PILOTLIGHT_BODY_TOO_LARGE');
+
+    const accepted = await exchange(10, (socket) => socket.write('0123456789'));
+    const [first, ...rest] = accepted.split(/(?=HTTP\/1\.1 )/);
+    expect(first).toBe('HTTP/1.1 100 Continue\r\n\r\n');
+    expect(rest.join('')).toMatch(/^HTTP\/1\.1 200 [\s\S]*"bodyLength":10/);
+  });
+
   it('answers 413 for a chunked body that grows past max_body_size', async () => {
     const chunks = function* () {
       for (let i = 0; i < 8; i++) yield Buffer.alloc(256, 'y');

@@ -175,6 +175,19 @@ describe('http mode: proxying', () => {
     expect(chained.headers['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1');
   });
 
+  it('forwards a request target in absolute-form as origin-form', async () => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(setup.watchdog.port, '127.0.0.1');
+      let text = '';
+      socket.on('data', (data: Buffer) => (text += data.toString('latin1')));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+      socket.write('GET http://function.example/headers?x=1 HTTP/1.1\r\nHost: function.example\r\nConnection: close\r\n\r\n');
+    });
+    expect(answer.startsWith('HTTP/1.1 200 ')).toBe(true);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).url).toBe('/headers?x=1');
+  });
+
   it('echoes a client X-Request-Id and forwards it upstream', async () => {
     const res = await send(`${url}/headers`, { headers: { 'x-request-id': 'req-from-client-42' } });
     expect(res.headers['x-request-id']).toBe('req-from-client-42');

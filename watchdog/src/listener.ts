@@ -43,6 +43,21 @@ const NOT_SERVING: Record<Exclude<State, 'ready'>, () => WatchdogError> = {
 };
 
 /**
+ * A request target in absolute-form (`http://host/path?q`, which a client talking to a proxy
+ * sends and every server must accept, RFC 9112 §3.2.2) as origin-form. Anything else (`*`,
+ * authority-form) is left as sent.
+ */
+function originForm(target: string): string {
+  if (!/^https?:\/\//i.test(target)) return target;
+  try {
+    const url = new URL(target);
+    return `${url.pathname}${url.search}`;
+  } catch {
+    return target;
+  }
+}
+
+/**
  * The status a finished request is counted and logged with: unanswered (its client went away),
  * res.statusCode is still its default 200, which must not count as a success; nginx's 499
  * ("client closed request") instead.
@@ -88,8 +103,11 @@ export class Listener {
 
   /** The `request` handler of the function port's server. */
   readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    // Every runner, the control surface and the upstream expect origin-form (`/path?query`).
+    if ((req.url as string).charCodeAt(0) !== 47) req.url = originForm(req.url as string);
     const url = req.url as string;
     if (url.charCodeAt(0) === 47 && url.charCodeAt(1) === 95 && url.charCodeAt(2) === 47) {
+      if (req.headers.expect !== undefined) res.writeContinue();
       this.deps.control(req, res);
       return;
     }
@@ -121,6 +139,9 @@ export class Listener {
       this.#reject(req, res, span, started, requestId, bodyTooLarge(config.maxBodySize));
       return;
     }
+    // The server hands `Expect: 100-continue` requests here too (checkContinue) and leaves the
+    // 100 to us: sent only now, past the checks that refuse a request without reading its body.
+    if (req.headers.expect !== undefined) res.writeContinue();
     if (!warm) this.deps.estimator.arrival();
     this.#active += 1;
     if (admission.tryEnter()) {

@@ -192,6 +192,9 @@ export class Watchdog {
       },
       this.#listener.onRequest,
     );
+    // The listener sends `100 Continue` itself, once it knows it will not refuse the request
+    // outright (too large, not ready): a client then never starts a body only to be refused.
+    this.#server.on('checkContinue', this.#listener.onRequest);
     this.#server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
       if (!socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
         socket.destroy();

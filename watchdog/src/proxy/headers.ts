@@ -54,7 +54,9 @@ export function upstreamRequestHeaders(req: IncomingMessage, requestId: string, 
     if (lower === 'x-request-id') hasRequestId = true;
     out.push(name, raw[i + 1] as string);
   }
-  const client = req.socket.remoteAddress ?? '';
+  let client = req.socket.remoteAddress ?? '';
+  // An IPv4 client of a dual-stack listener shows as `::ffff:1.2.3.4`; passed on as the IPv4 address it is.
+  if (client.startsWith('::ffff:') && client.includes('.')) client = client.slice(7);
   out.push('x-forwarded-for', forwardedFor === undefined ? client : `${forwardedFor}, ${client}`);
   out.push('x-forwarded-proto', (req.headers['x-forwarded-proto'] as string | undefined) ?? 'http');
   const host = (req.headers['x-forwarded-host'] as string | undefined) ?? req.headers.host;
