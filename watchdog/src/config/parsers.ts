@@ -85,13 +85,13 @@ export function parsePort(raw: string): number {
 const TRUE = new Set(['true', '1', 'yes', 'on']);
 const FALSE = new Set(['false', '0', 'no', 'off']);
 
-/** Parses a boolean written as true/false, 1/0, yes/no or on/off. */
 /** True when `raw` is one of the words {@link parseBool} reads: a boolean flag may take it as its value. */
 export function isBoolWord(raw: string): boolean {
   const text = raw.trim().toLowerCase();
   return TRUE.has(text) || FALSE.has(text);
 }
 
+/** Parses a boolean written as true/false, 1/0, yes/no or on/off. */
 export function parseBool(raw: string): boolean {
   const text = raw.trim().toLowerCase();
   if (TRUE.has(text)) return true;
