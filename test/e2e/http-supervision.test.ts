@@ -1,4 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +54,24 @@ describe('http mode: startup', () => {
     const served = await send(`${watchdog.url}/after`);
     expect(served.status).toBe(200);
     expect(served.body.toString()).toBe('ok GET /after');
+  });
+
+  it('refuses many requests on one kept-alive connection while starting without piling up listeners', async () => {
+    const gate = join(gates, 'refusals');
+    const { watchdog } = await startHttp('http-upstream.js', { env: { LISTEN_GATE: gate }, waitFor: 'listening' });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const body = i % 2 === 0 ? undefined : `body ${i}`;
+        statuses.push((await send(`${watchdog.url}/`, { method: body ? 'POST' : 'GET', body, agent })).status);
+      }
+      expect(statuses).toEqual(Array.from({ length: 20 }, () => 503));
+    } finally {
+      agent.destroy();
+    }
+    // Node warns on stderr once an emitter has more than 10 listeners of one kind.
+    expect(watchdog.rawLines.filter((line) => line.includes('MaxListenersExceededWarning'))).toEqual([]);
   });
 
   it('says in the log why it is still starting when the upstream does not answer for 5 s', async () => {

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Transform, type Readable } from 'node:stream';
 import { WatchdogError } from '../errors.js';
+import { hasBody } from './headers.js';
 
 /** The 413 for a body over `limit` bytes. */
 export function bodyTooLarge(limit: number): WatchdogError {
@@ -19,13 +20,21 @@ const LINGER_MS = 2_000;
  * the answer. A body that keeps coming past LINGER_MS has its connection cut.
  */
 export function discardUnreadBody(req: IncomingMessage): void {
-  if (req.complete || req.destroyed) return;
+  // A request refused from its 'request' event is not `complete` yet even without a body.
+  if (req.complete || req.destroyed || !hasBody(req)) return;
   // Whatever was reading the body (a runner's pipe) is done with it, and would hold it paused.
   req.unpipe();
-  const cut = setTimeout(() => req.socket.destroy(), LINGER_MS);
+  const { socket } = req;
+  const cut = setTimeout(() => socket.destroy(), LINGER_MS);
   cut.unref();
-  req.once('end', () => clearTimeout(cut));
-  req.socket.once('close', () => clearTimeout(cut));
+  // Both listeners go with the body: the socket may carry many more requests.
+  const done = () => {
+    clearTimeout(cut);
+    req.off('end', done);
+    socket.off('close', done);
+  };
+  req.once('end', done);
+  socket.once('close', done);
   req.resume();
 }
 
