@@ -4,7 +4,7 @@ import {
   expectWatchdogError,
   getJson,
   type HttpSetup,
-  type RawResponse,
+  rawExchange,
   releaseAll,
   send,
   startHttp,
@@ -227,23 +227,6 @@ describe('http mode: upstream closing idle keep-alive connections', () => {
   // connection before the upstream drops it, which the watchdog cannot know today.
   it.todo('never answers 502 to a POST sent on a connection the upstream is closing');
 });
-
-/** Writes `bytes` on a new connection and resolves with everything read until the watchdog closes it. */
-function rawExchange(port: number, bytes: string): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => socket.write(bytes));
-    const chunks: Buffer[] = [];
-    socket.on('data', (chunk) => chunks.push(chunk));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      const [head = '', body = ''] = text.split('\r\n\r\n');
-      const [statusLine = '', ...lines] = head.split('\r\n');
-      const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
-      resolve({ status: Number(statusLine.split(' ')[1]), headers, body: Buffer.from(body), json: <T>() => JSON.parse(body) as T });
-    });
-  });
-}
 
 describe('http mode: requests that are not HTTP, too large, or too slow', () => {
   let setup: HttpSetup;

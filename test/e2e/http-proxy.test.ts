@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectWatchdogError, getJson, type HttpSetup, send, startHttp, waitForHeld, waitUntil } from '../support/http-helpers.js';
+import { expectWatchdogError, getJson, type HttpSetup, rawExchange, send, startHttp, waitForHeld, waitUntil } from '../support/http-helpers.js';
 import { killAll } from '../support/watchdog.js';
 
 afterAll(killAll);
@@ -138,15 +138,8 @@ describe('http mode: proxying', () => {
     const res = await send(`${url}/raw?shape=control-char`);
     const error = expectWatchdogError(res, 502, 'PILOTLIGHT_UPSTREAM_BAD_RESPONSE');
     expect(error.message).toMatch(/invalid response/);
-    const raw = await new Promise<string>((resolve, reject) => {
-      const socket = connect(Number(new URL(url).port), '127.0.0.1');
-      let text = '';
-      socket.on('data', (data: Buffer) => (text += data.toString('latin1')));
-      socket.on('end', () => resolve(text));
-      socket.on('error', reject);
-      socket.write('GET /raw?shape=control-char HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
-    });
-    expect(raw.startsWith('HTTP/1.1 502 Bad Gateway\r\n')).toBe(true);
+    const raw = await rawExchange(setup.watchdog.port, 'GET /raw?shape=control-char HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(raw.text.startsWith('HTTP/1.1 502 Bad Gateway\r\n')).toBe(true);
   });
 
   it('cuts the client connection when a body framed by the upstream closing is cut by a reset instead', async () => {
@@ -176,16 +169,9 @@ describe('http mode: proxying', () => {
   });
 
   it('forwards a request target in absolute-form as origin-form', async () => {
-    const answer = await new Promise<string>((resolve, reject) => {
-      const socket = connect(setup.watchdog.port, '127.0.0.1');
-      let text = '';
-      socket.on('data', (data: Buffer) => (text += data.toString('latin1')));
-      socket.on('close', () => resolve(text));
-      socket.on('error', reject);
-      socket.write('GET http://function.example/headers?x=1 HTTP/1.1\r\nHost: function.example\r\nConnection: close\r\n\r\n');
-    });
-    expect(answer.startsWith('HTTP/1.1 200 ')).toBe(true);
-    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).url).toBe('/headers?x=1');
+    const answer = await rawExchange(setup.watchdog.port, 'GET http://function.example/headers?x=1 HTTP/1.1\r\nHost: function.example\r\nConnection: close\r\n\r\n');
+    expect(answer.status).toBe(200);
+    expect(answer.json<{ url: string }>().url).toBe('/headers?x=1');
   });
 
   it('echoes a client X-Request-Id and forwards it upstream', async () => {

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { connect } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { rawExchange } from '../support/http-helpers.js';
 import { newTrace, SDK_FIXTURES, startGeneric } from '../support/sdk-helpers.js';
 import { specialize } from '../support/specialize.js';
 import { FIXTURES, freePort, killAll, startWatchdog, type RunningWatchdog } from '../support/watchdog.js';
@@ -28,18 +28,6 @@ async function waitFor(check: () => Promise<boolean>, what: string): Promise<voi
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   throw new Error(`timed out waiting until ${what}`);
-}
-
-/** Writes `bytes` on a fresh connection and resolves with all the watchdog sends back. */
-function rawExchange(watchdog: RunningWatchdog, bytes: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(new URL(watchdog.url).port), '127.0.0.1');
-    let text = '';
-    socket.on('data', (data: Buffer) => (text += data.toString('latin1')));
-    socket.on('close', () => resolve(text));
-    socket.on('error', reject);
-    socket.write(bytes);
-  });
 }
 
 async function httpWatchdog(env: Record<string, string> = {}): Promise<RunningWatchdog> {
@@ -90,8 +78,8 @@ describe('metrics', () => {
     const text = await metricsText(watchdog);
     expect(sample(text, 'http_requests_total', { code: '200', method: 'GET' })).toBeUndefined();
 
-    const garbage = await rawExchange(watchdog, 'NOT HTTP AT ALL\r\n\r\n');
-    expect(garbage.startsWith('HTTP/1.1 400 ')).toBe(true);
+    const garbage = await rawExchange(watchdog.port, 'NOT HTTP AT ALL\r\n\r\n');
+    expect(garbage.status).toBe(400);
     expect(sample(await metricsText(watchdog), 'pilotlight_rejected_total', { code: 'PILOTLIGHT_BAD_REQUEST' })).toBe(1);
   });
 

@@ -1,4 +1,5 @@
 import { type Agent, type IncomingHttpHeaders, request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { expect } from 'vitest';
 import { FIXTURES, freePort, type RunningWatchdog, type StartOptions, startWatchdog } from './watchdog.js';
 
@@ -168,4 +169,25 @@ export function expectWatchdogError(res: RawResponse, status: number, code: stri
   expect(typeof body.message).toBe('string');
   expect(body.message).not.toBe('');
   return body;
+}
+
+/**
+ * Writes `bytes` on a new connection and resolves with everything read until the watchdog closes
+ * it: for requests node:http will not send, and answers it would not show (the reason phrase,
+ * several responses on one connection). `text` is all of it; the rest describes the first response.
+ */
+export function rawExchange(port: number, bytes: string): Promise<RawResponse & { text: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(bytes));
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const [head = '', body = ''] = text.split('\r\n\r\n');
+      const [statusLine = '', ...lines] = head.split('\r\n');
+      const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+      resolve({ status: Number(statusLine.split(' ')[1]), headers, body: Buffer.from(body), json: <T>() => JSON.parse(body) as T, text });
+    });
+  });
 }
