@@ -1,4 +1,5 @@
 import { WatchdogError } from './errors.js';
+import { List, type ListEntry } from './list.js';
 
 /** The limits {@link Admission} enforces. */
 export interface AdmissionLimits {
@@ -28,7 +29,8 @@ export interface Ticket {
  */
 export class Admission {
   #inflight = 0;
-  readonly #queue = new Set<Waiter>();
+  /** A list, not a Set: see list.ts for what a Set per request costs the GC. */
+  readonly #queue = new List<Waiter>();
 
   constructor(private readonly limits: AdmissionLimits) {}
 
@@ -68,10 +70,10 @@ export class Admission {
       );
       return { admitted: Promise.reject(overloaded), cancel: () => {} };
     }
-    let waiter!: Waiter;
+    let entry!: ListEntry<Waiter>;
     const admitted = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.#queue.delete(waiter);
+        this.#queue.remove(entry);
         reject(
           new WatchdogError(
             'PILOTLIGHT_QUEUE_TIMEOUT',
@@ -80,26 +82,24 @@ export class Admission {
           ),
         );
       }, this.limits.queueTimeout);
-      waiter = { resolve, reject, timer };
+      entry = this.#queue.push({ resolve, reject, timer });
     });
-    this.#queue.add(waiter);
     return {
       admitted,
       cancel: () => {
-        if (this.#queue.delete(waiter)) clearTimeout(waiter.timer);
+        if (this.#queue.remove(entry)) clearTimeout(entry.value.timer);
       },
     };
   }
 
   /** Gives a slot back, handing it straight to the longest-waiting request if there is one. */
   leave(): void {
-    const next = this.#queue.values().next();
-    if (next.done) {
+    const next = this.#queue.shift();
+    if (next === undefined) {
       this.#inflight -= 1;
       return;
     }
-    this.#queue.delete(next.value);
-    clearTimeout(next.value.timer);
-    next.value.resolve();
+    clearTimeout(next.timer);
+    next.resolve();
   }
 }
