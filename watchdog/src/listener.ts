@@ -145,7 +145,7 @@ export class Listener {
     if (!warm) this.deps.estimator.arrival();
     this.#active += 1;
     if (admission.tryEnter()) {
-      this.#run(req, res, requestId, timeout, span, started, warm);
+      this.#run(req, res, requestId, timeout, span, started, started, warm);
       return;
     }
     this.deps.saturation();
@@ -162,7 +162,7 @@ export class Listener {
           admission.leave();
           this.#finish();
         } else {
-          this.#run(req, res, requestId, timeout, span, started, warm);
+          this.#run(req, res, requestId, timeout, span, started, performance.now(), warm);
         }
       },
       (error: WatchdogError) => {
@@ -181,9 +181,9 @@ export class Listener {
     this.#record(req, res, span, started);
   }
 
-  #record(req: IncomingMessage, res: ServerResponse, span: ServerSpan, started: number): void {
+  #record(req: IncomingMessage, res: ServerResponse, span: ServerSpan, started: number, now = performance.now()): void {
     const status = outcome(res);
-    this.deps.metrics.request(status, req.method ?? 'GET', (performance.now() - started) / 1000);
+    this.deps.metrics.request(status, req.method ?? 'GET', (now - started) / 1000);
     span.end(status);
   }
 
@@ -202,10 +202,11 @@ export class Listener {
     timeout: number,
     span: ServerSpan,
     arrived: number,
+    /** When it left the queue (its arrival, if it never queued). */
+    started: number,
     warm: boolean,
   ): void {
     const { runner, admission, config, logger, metrics, estimator } = this.deps;
-    const started = performance.now();
     const invocation = new Invocation(requestId, span.context, timeout > 0 ? Date.now() + timeout : undefined, logger, (error) => {
       metrics.rejected(error.code);
       if (error.code === 'PILOTLIGHT_WRITE_TIMEOUT') res.destroy();
@@ -236,13 +237,14 @@ export class Listener {
       res.off('close', onClose);
       discardUnreadBody(req);
       admission.leave();
+      const now = performance.now();
       if (!warm) {
-        if (!invocation.aborted) estimator.completion((performance.now() - started) / 1000);
-        this.#record(req, res, span, arrived);
+        if (!invocation.aborted) estimator.completion((now - started) / 1000);
+        this.#record(req, res, span, arrived, now);
       }
       if (config.accessLog && !warm) {
         invocation.log().info(
-          { method: req.method, path: req.url, status: outcome(res), durationMs: Math.round(performance.now() - arrived) },
+          { method: req.method, path: req.url, status: outcome(res), durationMs: Math.round(now - arrived) },
           'request',
         );
       }

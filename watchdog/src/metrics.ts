@@ -29,14 +29,23 @@ interface Series {
  * observation, a measurable share of a proxied request's CPU (docs/benchmarks.md).
  */
 class RequestMetrics {
-  readonly #series = new Map<string, Series>();
+  /**
+   * By method, then status: the method strings come from Node's parser, the same string each
+   * time with its hash kept, and a status is a small integer, so a lookup hashes and allocates
+   * nothing (a `${status} ${method}` key did both on every request).
+   */
+  readonly #series = new Map<string, Map<number, Series>>();
 
   observe(status: number, method: string, seconds: number): void {
-    const key = `${status} ${method}`;
-    let series = this.#series.get(key);
+    let byStatus = this.#series.get(method);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      this.#series.set(method, byStatus);
+    }
+    let series = byStatus.get(status);
     if (series === undefined) {
       series = { code: String(status), method, count: 0, sum: 0, buckets: new Float64Array(REQUEST_BUCKETS.length + 1) };
-      this.#series.set(key, series);
+      byStatus.set(status, series);
     }
     series.count += 1;
     series.sum += seconds;
@@ -47,7 +56,7 @@ class RequestMetrics {
 
   /** Registers `http_requests_total` and `http_request_duration_seconds` with `registry`. */
   register(registry: Registry): void {
-    const series = () => [...this.#series.values()];
+    const series = () => [...this.#series.values()].flatMap((byStatus) => [...byStatus.values()]);
     registry.registerMetric(
       exported('http_requests_total', 'total HTTP requests processed', 'counter', () =>
         series().map((s) => ({ labels: { code: s.code, method: s.method }, value: s.count })),

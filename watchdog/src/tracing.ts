@@ -51,6 +51,9 @@ function randomHex(bytes: number): string {
   return RANDOM.toString('hex', randomAt - bytes, randomAt);
 }
 
+/** `end` of a span nobody records. */
+function unrecorded(): void {}
+
 interface Parent {
   traceId: string;
   spanId: string;
@@ -96,11 +99,20 @@ export class Tracing {
       }
     }
     if (!this.#tracer) {
-      const traceId = parent?.traceId ?? randomHex(16);
-      const spanId = randomHex(8);
+      let traceId: string;
+      let spanId: string;
+      if (parent) {
+        traceId = parent.traceId;
+        spanId = randomHex(8);
+      } else {
+        // One draw for both ids: a new trace needs 24 random bytes.
+        const ids = randomHex(24);
+        traceId = ids.slice(0, 32);
+        spanId = ids.slice(32);
+      }
       const traceFlags = parent?.traceFlags ?? '00';
       const context = { traceId, spanId, traceFlags, traceState, traceparent: `00-${traceId}-${spanId}-${traceFlags}` };
-      return { context, end: () => {} };
+      return { context, end: unrecorded };
     }
     return this.#recorded(req, name, parent, traceState);
   }

@@ -103,9 +103,29 @@ describe('ResponseParser', () => {
     }
   });
 
+  it('reads status lines with and without a reason, and header values without the blanks around them', () => {
+    for (const step of [1, 1_000]) {
+      const bare = parse('HTTP/1.0 503\r\nX-A:\t one two \t\r\nX-B:\r\ncontent-LENGTH: 2\r\n\r\nok', step);
+      expect(bare.head?.status).toBe(503);
+      expect(bare.head?.headers).toEqual(['X-A', 'one two', 'X-B', '', 'content-LENGTH', '2']);
+      expect(bare.body).toBe('ok');
+      // HTTP/1.0 without Keep-Alive closes the connection.
+      expect(bare.parser.reusable).toBe(false);
+      const reason = parse('HTTP/1.1 404 Not Found Here\r\nContent-Length: 0\r\n\r\n', step);
+      expect(reason.head?.status).toBe(404);
+      expect(reason.complete).toBe(true);
+    }
+  });
+
   it('refuses what breaks HTTP/1.1, naming the problem', () => {
     const bad: Array<[string, RegExp]> = [
       ['HTTP/2 200 OK\r\n\r\n', /invalid status line/],
+      ['HTTP/1.2 200 OK\r\n\r\n', /invalid status line/],
+      ['HTTP/1.1 099 Low\r\n\r\n', /invalid status line/],
+      ['HTTP/1.1 20x OK\r\n\r\n', /invalid status line/],
+      ['HTTP/1.1 200OK\r\n\r\n', /invalid status line/],
+      ['HTTP/1.1 200 O\nK\r\n\r\n', /invalid status line/],
+      ['HTTP/1.1 200 O\rK\r\n\r\n', /invalid status line/],
       ['HTTP/1.1 200 OK\r\nno colon here\r\n\r\n', /invalid header line/],
       ['HTTP/1.1 200 OK\r\nA: b\r\n folded\r\n\r\n', /invalid header line/],
       ['HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', /invalid Content-Length/],

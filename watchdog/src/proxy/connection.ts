@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import type { Readable } from 'node:stream';
+import { sameName } from './header-name.js';
 import { type ParsedHead, ResponseParser } from './response-parser.js';
 
 /** Where the upstream listens: a Unix socket path, or TCP host and port (with TLS for an https:// upstream). */
@@ -123,8 +124,8 @@ export class UpstreamConnection {
     const { headers } = request;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i] as string;
-      if (name.length === 4 && name.toLowerCase() === 'host') hasHost = true;
-      else if (name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
+      if (sameName(name, 'host')) hasHost = true;
+      else if (sameName(name, 'content-length')) hasLength = true;
       head += `${name}: ${headers[i + 1]}\r\n`;
     }
     if (!hasHost) head += `host: ${this.#host}\r\n`;

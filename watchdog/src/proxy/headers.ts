@@ -1,22 +1,34 @@
 import type { IncomingMessage } from 'node:http';
 import type { TraceContext } from '../tracing.js';
+import { sameName } from './header-name.js';
 
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are never forwarded, plus
- * `expect`, which Node answers itself and undici refuses.
+ * `expect`, which the watchdog answers itself. Matched by length, then case-insensitively in
+ * place: no lower-case copy of every header name on every request and response.
  */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'expect',
-]);
+function isHopByHop(name: string): boolean {
+  switch (name.length) {
+    case 2:
+      return sameName(name, 'te');
+    case 6:
+      return sameName(name, 'expect');
+    case 7:
+      return sameName(name, 'trailer') || sameName(name, 'upgrade');
+    case 10:
+      return sameName(name, 'connection') || sameName(name, 'keep-alive');
+    case 16:
+      return sameName(name, 'proxy-connection');
+    case 17:
+      return sameName(name, 'transfer-encoding');
+    case 18:
+      return sameName(name, 'proxy-authenticate');
+    case 19:
+      return sameName(name, 'proxy-authorization');
+    default:
+      return false;
+  }
+}
 
 /** Extra names a `Connection` header declares hop-by-hop for this message. */
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
@@ -44,14 +56,13 @@ export function upstreamRequestHeaders(req: IncomingMessage, requestId: string, 
   let hasRequestId = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || extra?.has(lower)) continue;
-    if (lower === 'x-forwarded-for') {
+    if (isHopByHop(name) || extra?.has(name.toLowerCase())) continue;
+    if (sameName(name, 'x-forwarded-for')) {
       forwardedFor = forwardedFor === undefined ? (raw[i + 1] as string) : `${forwardedFor}, ${raw[i + 1]}`;
       continue;
     }
-    if (lower === 'x-forwarded-proto' || lower === 'x-forwarded-host' || lower === 'traceparent' || lower === 'tracestate') continue;
-    if (lower === 'x-request-id') hasRequestId = true;
+    if (sameName(name, 'x-forwarded-proto') || sameName(name, 'x-forwarded-host') || sameName(name, 'traceparent') || sameName(name, 'tracestate')) continue;
+    if (sameName(name, 'x-request-id')) hasRequestId = true;
     out.push(name, raw[i + 1] as string);
   }
   let client = req.socket.remoteAddress ?? '';
@@ -88,13 +99,14 @@ export function responseHead(raw: readonly string[], ids: readonly [string, stri
   let ownTraceresponse = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
-    const lower = name.toLowerCase();
     const value = raw[i + 1] as string;
-    if (lower === 'connection') connection = connection === undefined ? value : `${connection},${value}`;
-    if (HOP_BY_HOP.has(lower)) continue;
-    if (lower === 'content-type' && value.startsWith('text/event-stream')) eventStream = true;
-    else if (lower === 'x-request-id') ownRequestId = true;
-    else if (lower === 'traceresponse') ownTraceresponse = true;
+    if (isHopByHop(name)) {
+      if (sameName(name, 'connection')) connection = connection === undefined ? value : `${connection},${value}`;
+      continue;
+    }
+    if (sameName(name, 'content-type')) eventStream ||= value.startsWith('text/event-stream');
+    else if (sameName(name, 'x-request-id')) ownRequestId = true;
+    else if (sameName(name, 'traceresponse')) ownTraceresponse = true;
     out.push(name, value);
   }
   if (!ownRequestId) out.push(ids[0], ids[1]);

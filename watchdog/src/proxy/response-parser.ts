@@ -1,3 +1,5 @@
+import { sameName } from './header-name.js';
+
 /** An upstream response's head, as parsed: raw names and values, in order. */
 export interface ParsedHead {
   readonly status: number;
@@ -24,9 +26,43 @@ export class ResponseParseError extends Error {
 const MAX_HEAD_BYTES = 64 * 1024;
 const MAX_CHUNK_LINE = 1024;
 const CRLF_CRLF = Buffer.from('\r\n\r\n');
-const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [^\r\n]*)?$/;
 const DIGITS = /^\d+$/;
 const HEX_SIZE = /^[0-9a-fA-F]{1,15}$/;
+
+/**
+ * The status code of the status line `text[0, end)`, `HTTP/1.x NNN[ reason]`, or 0 when it is
+ * not one. Checked by character: a regex here ran, and allocated its match, on every response.
+ */
+function statusCode(text: string, end: number): number {
+  if (end < 12 || !text.startsWith('HTTP/1.')) return 0;
+  const minor = text.charCodeAt(7);
+  if ((minor !== 48 && minor !== 49) || text.charCodeAt(8) !== 32) return 0;
+  const hundreds = text.charCodeAt(9) - 48;
+  const tens = text.charCodeAt(10) - 48;
+  const units = text.charCodeAt(11) - 48;
+  if (hundreds < 1 || hundreds > 9 || tens < 0 || tens > 9 || units < 0 || units > 9) return 0;
+  // The reason phrase, if any, follows a space and holds no bare CR or LF.
+  if (end > 12) {
+    if (text.charCodeAt(12) !== 32) return 0;
+    const cr = text.indexOf('\r', 13);
+    const lf = text.indexOf('\n', 13);
+    if ((cr !== -1 && cr < end) || (lf !== -1 && lf < end)) return 0;
+  }
+  return hundreds * 100 + tens * 10 + units;
+}
+
+/** A header's value, `text[from, to)` without the whitespace around it; sliced once in the common case. */
+function fieldValue(text: string, from: number, to: number): string {
+  let start = from;
+  let stop = to;
+  while (start < stop && isSpace(text.charCodeAt(start))) start += 1;
+  while (stop > start && isSpace(text.charCodeAt(stop - 1))) stop -= 1;
+  return text.slice(start, stop);
+}
+
+function isSpace(code: number): boolean {
+  return code === 32 || code === 9;
+}
 
 const enum Phase {
   Head,
@@ -166,12 +202,11 @@ export class ResponseParser {
   }
 
   #onHead(text: string): void {
-    const firstEnd = text.indexOf('\r\n');
-    const statusLine = firstEnd === -1 ? text : text.slice(0, firstEnd);
-    const match = STATUS_LINE.exec(statusLine);
-    if (!match) throw new ResponseParseError(`invalid status line ${JSON.stringify(statusLine.slice(0, 80))}`);
-    const http10 = match[1] === '0';
-    const status = Number(match[2]);
+    let firstEnd = text.indexOf('\r\n');
+    if (firstEnd === -1) firstEnd = text.length;
+    const status = statusCode(text, firstEnd);
+    if (status === 0) throw new ResponseParseError(`invalid status line ${JSON.stringify(text.slice(0, Math.min(firstEnd, 80)))}`);
+    const http10 = text.charCodeAt(7) === 48;
     const headers: string[] = [];
     let length: string | undefined;
     let lengthAt = 0;
@@ -179,8 +214,8 @@ export class ResponseParser {
     let encoded = false;
     let close = http10;
     let keepAliveHint: number | undefined;
-    // One pass over the lines with indexOf: no array of lines, no regex per header.
-    for (let at = firstEnd === -1 ? text.length : firstEnd + 2; at < text.length; ) {
+    // One pass over the lines with indexOf: no array of lines, no regex or lower-case copy per header.
+    for (let at = firstEnd + 2; at < text.length; ) {
       let end = text.indexOf('\r\n', at);
       if (end === -1) end = text.length;
       const colon = text.indexOf(':', at);
@@ -190,35 +225,24 @@ export class ResponseParser {
         throw new ResponseParseError(`invalid header line ${JSON.stringify(text.slice(at, Math.min(end, at + 80)))}`);
       }
       const name = text.slice(at, colon);
-      const value = text.slice(colon + 1, end).trim();
+      const value = fieldValue(text, colon + 1, end);
       at = end + 2;
-      if (name.length < 10 || name.length > 17) {
-        headers.push(name, value);
-        continue;
-      }
-      switch (name.toLowerCase()) {
-        case 'content-length':
-          if (!DIGITS.test(value) || (length !== undefined && length !== value)) throw new ResponseParseError(`invalid Content-Length ${JSON.stringify(value)}`);
-          // Passed on once, however often it came.
-          if (length !== undefined) continue;
-          lengthAt = headers.length;
-          length = value;
-          break;
-        case 'transfer-encoding':
-          encoded = true;
-          chunked = /(?:^|,)\s*chunked\s*$/i.test(value);
-          break;
-        case 'connection': {
-          const tokens = value.toLowerCase();
-          if (/(?:^|,)\s*close\s*(?:,|$)/.test(tokens)) close = true;
-          else if (http10 && /(?:^|,)\s*keep-alive\s*(?:,|$)/.test(tokens)) close = false;
-          break;
-        }
-        case 'keep-alive': {
-          const hint = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(value);
-          if (hint) keepAliveHint = Number(hint[1]);
-          break;
-        }
+      if (sameName(name, 'content-length')) {
+        if (!DIGITS.test(value) || (length !== undefined && length !== value)) throw new ResponseParseError(`invalid Content-Length ${JSON.stringify(value)}`);
+        // Passed on once, however often it came.
+        if (length !== undefined) continue;
+        lengthAt = headers.length;
+        length = value;
+      } else if (sameName(name, 'transfer-encoding')) {
+        encoded = true;
+        chunked = /(?:^|,)\s*chunked\s*$/i.test(value);
+      } else if (sameName(name, 'connection')) {
+        const tokens = value.toLowerCase();
+        if (/(?:^|,)\s*close\s*(?:,|$)/.test(tokens)) close = true;
+        else if (http10 && /(?:^|,)\s*keep-alive\s*(?:,|$)/.test(tokens)) close = false;
+      } else if (sameName(name, 'keep-alive')) {
+        const hint = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(value);
+        if (hint) keepAliveHint = Number(hint[1]);
       }
       headers.push(name, value);
     }
