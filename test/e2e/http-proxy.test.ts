@@ -142,6 +142,17 @@ describe('http mode: proxying', () => {
     expect(raw.text.startsWith('HTTP/1.1 502 Bad Gateway\r\n')).toBe(true);
   });
 
+  it('answers 502 when the upstream closes between its head and its body, and does not send the request again', async () => {
+    // A request first, so the one below runs on a reused connection: the case a retry is for.
+    expect((await send(`${url}/hello`)).status).toBe(200);
+    const before = (await getJson<{ headsCut: number }>(setup.upstream, '/resets')).headsCut;
+    const res = await send(`${url}/raw?shape=head-then-close`);
+    // Nothing of the head had reached the client, so it gets an answer rather than a closed connection.
+    expectWatchdogError(res, 502, 'PILOTLIGHT_UPSTREAM_UNAVAILABLE');
+    expect(res.json<{ message: string }>().message).toMatch(/^upstream \S+ failed: it closed the connection in the middle of the response body$/);
+    expect((await getJson<{ headsCut: number }>(setup.upstream, '/resets')).headsCut).toBe(before + 1);
+  });
+
   it('cuts the client connection when a body framed by the upstream closing is cut by a reset instead', async () => {
     const outcome = await send(`${url}/raw?shape=reset-until-close`).then(
       (res) => `answered ${res.status} with ${JSON.stringify(res.body.toString())}`,

@@ -157,7 +157,7 @@ export class ResponseParser {
     }
     if (this.#phase !== Phase.Done) {
       const where = this.#phase === Phase.Head ? 'before the response head' : 'in the middle of the response body';
-      throw Object.assign(new Error(`upstream closed the connection ${where}`), { code: 'UPSTREAM_CLOSED' });
+      throw Object.assign(new Error(`it closed the connection ${where}`), { code: 'UPSTREAM_CLOSED' });
     }
   }
 

@@ -102,9 +102,9 @@ export class Upstream {
         else reject(error);
       };
       const send = (request: OutgoingRequest, mayRetry: boolean): void =>
-        this.#exchange(res, invocation, request, (error, reused) => {
+        this.#exchange(res, invocation, request, (error, retryable) => {
           if (error === undefined) done();
-          else this.#recover(res, invocation, request, mayRetry && reused, error).then((retry) => (retry ? send(request, false) : done()), done);
+          else this.#recover(res, invocation, request, mayRetry && retryable, error).then((retry) => (retry ? send(request, false) : done()), done);
         });
       try {
         const headers = upstreamRequestHeaders(req, invocation.id, invocation.trace);
@@ -123,8 +123,9 @@ export class Upstream {
   /**
    * After a failed exchange: true to retry it once, false when nothing is left to answer, or a
    * rejection with the `WatchdogError` to answer with. Only an exchange on a reused connection
-   * may be retried: that one can have met the upstream closing it while idle, but a fresh
-   * connection failing is the upstream's answer, and sending again would only double it.
+   * that got no response head may be retried: that one can have met the upstream closing it
+   * while idle, but a fresh connection failing, or a response cut short, is the upstream's
+   * answer, and sending again would only double it.
    */
   async #recover(res: ServerResponse, invocation: Invocation, request: OutgoingRequest, mayRetry: boolean, error: Error): Promise<boolean> {
     if (invocation.aborted) return false;
@@ -142,36 +143,55 @@ export class Upstream {
     const exited = broken ? await this.options.blame() : undefined;
     if (exited !== undefined) throw new WatchdogError('PILOTLIGHT_UPSTREAM_EXITED', `${exited} while the request was in flight`);
     if (error instanceof ResponseParseError) throw new WatchdogError('PILOTLIGHT_UPSTREAM_BAD_RESPONSE', `upstream ${this.#describe()} sent an invalid response: ${error.message}`);
-    const reason = code ?? error.message;
+    // A system error says enough by its code (ECONNRESET); the parser's own says what it saw.
+    const reason = code === 'UPSTREAM_CLOSED' ? error.message : (code ?? error.message);
     throw new WatchdogError('PILOTLIGHT_UPSTREAM_UNAVAILABLE', `upstream ${this.#describe()} failed: ${reason}`);
   }
 
   /**
-   * One exchange on a pooled connection: the response head goes straight to `writeHead` and each
-   * body chunk to `res.write`, with backpressure both ways. `done` gets the error, if any, and
-   * whether the connection had carried an exchange before this one.
+   * One exchange on a pooled connection: the response head goes to `writeHead` with the first
+   * body chunk (at once for Server-Sent Events) and each chunk to `res.write`, with backpressure
+   * both ways. `done` gets the error, if any, and whether the exchange may be sent again: only
+   * when it ran on a connection that had carried one before and nothing of a response came back.
    */
-  #exchange(res: ServerResponse, invocation: Invocation, request: OutgoingRequest, done: (error: Error | undefined, reused: boolean) => void): void {
+  #exchange(res: ServerResponse, invocation: Invocation, request: OutgoingRequest, done: (error: Error | undefined, retryable: boolean) => void): void {
     const connection = this.#pool.acquire();
     const reused = connection.served > 0;
+    let answered = false;
+    // The head waits for the body: until a byte of it is written nothing has reached the client,
+    // so an upstream that dies between its head and its body is still answered with a 502
+    // rather than a connection closed without a word.
+    let status = 0;
+    let pending: string[] | undefined;
+    const writeHead = (headers: string[]): void => {
+      pending = undefined;
+      try {
+        // One flat array and no setHeader before it: writeHead's fast path.
+        res.writeHead(status, headers);
+      } catch (error) {
+        // Node validates names and values as it writes them (a control character, a name
+        // that is not a token); one it refuses is the upstream's malformed response.
+        throw new ResponseParseError((error as Error).message);
+      }
+    };
     let onDrain: (() => void) | undefined;
     let waiting = false;
     invocation.onAbort((reason) => connection.abort(reason));
     connection.send(request, {
       onHead: (head) => {
-        // One flat array and no setHeader before it: writeHead's fast path.
+        answered = true;
+        status = head.status;
         const out = responseHead(head.headers, invocation.responseHeaders);
-        try {
-          res.writeHead(head.status, out.headers);
-        } catch (error) {
-          // Node validates names and values as it writes them (a control character, a name
-          // that is not a token); one it refuses is the upstream's malformed response.
-          throw new ResponseParseError((error as Error).message);
+        if (out.eventStream) {
+          // Server-Sent Events must reach the client event by event, starting with the headers.
+          writeHead(out.headers);
+          res.flushHeaders();
+        } else {
+          pending = out.headers;
         }
-        // Server-Sent Events must reach the client event by event, starting with the headers.
-        if (out.eventStream) res.flushHeaders();
       },
       onBody: (chunk, last) => {
+        if (pending) writeHead(pending);
         // The last chunk goes out with the end of the response: one write to the client, not two.
         if (last) {
           res.end(chunk);
@@ -192,12 +212,22 @@ export class Upstream {
       },
       onComplete: () => {
         if (onDrain) res.off('drain', onDrain);
+        if (pending) {
+          // A response without a body. The connection is back in the pool by now, so a refused
+          // head ends the exchange here rather than as a throw into the connection.
+          try {
+            writeHead(pending);
+          } catch (error) {
+            done(error as Error, false);
+            return;
+          }
+        }
         if (!res.writableEnded) res.end();
-        done(undefined, reused);
+        done(undefined, false);
       },
       onError: (error) => {
         if (onDrain) res.off('drain', onDrain);
-        done(error, reused);
+        done(error, reused && !answered);
       },
     });
   }
