@@ -157,11 +157,10 @@ export class Upstream {
   #exchange(res: ServerResponse, invocation: Invocation, request: OutgoingRequest, done: (error: Error | undefined, retryable: boolean) => void): void {
     const connection = this.#pool.acquire();
     const reused = connection.served > 0;
-    let answered = false;
     // The head waits for the body: until a byte of it is written nothing has reached the client,
     // so an upstream that dies between its head and its body is still answered with a 502
     // rather than a connection closed without a word.
-    let status = 0;
+    let status = 0; // stays 0 until a response head came
     let pending: string[] | undefined;
     const writeHead = (headers: string[]): void => {
       pending = undefined;
@@ -179,7 +178,6 @@ export class Upstream {
     invocation.onAbort((reason) => connection.abort(reason));
     connection.send(request, {
       onHead: (head) => {
-        answered = true;
         status = head.status;
         const out = responseHead(head.headers, invocation.responseHeaders);
         if (out.eventStream) {
@@ -227,7 +225,7 @@ export class Upstream {
       },
       onError: (error) => {
         if (onDrain) res.off('drain', onDrain);
-        done(error, reused && !answered);
+        done(error, reused && status === 0);
       },
     });
   }
