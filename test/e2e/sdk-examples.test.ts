@@ -161,4 +161,12 @@ describe('examples/scheduled-ts', () => {
     const unknown = await fetch(`${url}/_pilotlight/schedule/nope`, { method: 'POST' });
     expect(unknown.status).toBe(404);
   });
+
+  it('answers a schedule path with a malformed escape like any unknown path, and keeps serving', async () => {
+    const { url } = instances['scheduled-ts'];
+    const malformed = await fetch(`${url}/_pilotlight/schedule/%E0%A4%A`, { method: 'POST' });
+    expect(malformed.status).toBe(404);
+    const again = await fetch(`${url}/_pilotlight/schedule/purge`, { method: 'POST' });
+    expect(again.status).toBe(200);
+  });
 });

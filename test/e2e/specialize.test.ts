@@ -1,8 +1,10 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { createServer } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type CodeServer, entriesOf, makeArchive, sha256, startCodeServer } from '../support/archives.js';
 import {
@@ -17,6 +19,7 @@ import {
   specialize,
   status,
 } from '../support/specialize.js';
+import { send } from '../support/http-helpers.js';
 import { killAll, type RunningWatchdog, startWatchdog } from '../support/watchdog.js';
 
 /** A generic instance: the node runtime pre-started, no function yet. */
@@ -159,6 +162,30 @@ describe('functions of every module shape load', () => {
     expect(reply).toMatchObject({ status: 200, text: 'plain hello world from plain-fn' });
     expect(reply.headers.get('x-plain')).toBe('yes');
     expect(await status(watchdog)).toMatchObject({ state: 'ready', function: 'plain-fn' });
+  });
+
+  it('a plain handler returning what fetch gave it: the decoded body goes out whole, without the encoded headers', async () => {
+    const text = 'compressible '.repeat(400);
+    const gzipped = gzipSync(text);
+    const origin = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': 'gzip', 'content-length': gzipped.length, connection: 'keep-alive' });
+      res.end(gzipped);
+    });
+    await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+    try {
+      const watchdog = await takeGeneric();
+      expectSpecialized(await specialize(watchdog, { path: join(FUNCTIONS, 'plain-handler'), function: 'proxy-fn' }));
+      const target = `http://127.0.0.1:${(origin.address() as AddressInfo).port}/`;
+      // Twice, so a body longer than its stated length would have left garbage on the watchdog's connection.
+      for (let i = 0; i < 2; i++) {
+        const res = await send(`${watchdog.url}/`, { headers: { 'x-fetch': target } });
+        expect(res.status).toBe(200);
+        expect(res.headers['content-encoding']).toBeUndefined();
+        expect(res.body.toString()).toBe(text);
+      }
+    } finally {
+      origin.close();
+    }
   });
 });
 

@@ -26,6 +26,9 @@ export class ControlChannel extends EventEmitter<{ message: [Message]; close: []
       }
       if (typeof message === 'object' && message !== null && typeof (message as Message).type === 'string') this.emit('message', message as Message);
     });
+    // A write failing as the watchdog goes away (EPIPE, ECONNRESET) is followed by 'close',
+    // which ends the runtime on purpose; unheard, the error would crash it first.
+    this.#socket.on('error', () => {});
     this.#socket.on('close', () => this.emit('close'));
   }
 

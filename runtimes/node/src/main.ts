@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import { createServer, type RequestListener } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import { logger, setHintSink } from '@pilotlight/logger';
 import type { ServedFunction } from '@pilotlight/sdk/serve';
 import { ControlChannel, type Message } from './control.js';
@@ -28,6 +28,21 @@ async function preload(): Promise<void> {
 }
 
 /**
+ * Hands one request to the function's listener. A throw out of it (the listeners catch what the
+ * function does; this is for what they miss) fails that request alone: uncaught, it would end
+ * the process and every request in flight with it.
+ */
+function serveOne(serve: RequestListener, req: IncomingMessage, res: ServerResponse): void {
+  try {
+    serve(req, res);
+  } catch (error) {
+    logger.error({ err: error }, 'the request listener threw');
+    if (res.headersSent) res.destroy();
+    else res.writeHead(500, { 'content-type': 'application/json' }).end('{"message":"internal error"}');
+  }
+}
+
+/**
  * The runtime process: listens on the Unix socket the watchdog named, says `hello` on the
  * control channel once pre-started, and loads a function when told to.
  */
@@ -45,7 +60,7 @@ export async function runRuntime(env: NodeJS.ProcessEnv): Promise<void> {
   const server = createServer({ keepAliveTimeout: 660_000 }, (req, res) => {
     // The watchdog warms its own request path through here; never the function's code.
     if (req.url === WATCHDOG_WARM_PATH) res.writeHead(204).end();
-    else if (serve) serve(req, res);
+    else if (serve) serveOne(serve, req, res);
     else res.writeHead(503, { 'content-type': 'application/json' }).end('{"message":"no function loaded"}');
   });
   // A socket file left by a crashed predecessor would make listen fail with EADDRINUSE.

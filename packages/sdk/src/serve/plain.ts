@@ -26,14 +26,37 @@ function toWebRequest(req: IncomingMessage): Request {
   } as RequestInit);
 }
 
+/** Headers that describe one connection, not the response: never passed on (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/** The content codings `fetch` decodes: the body it hands over is no longer in them. */
+const FETCH_DECODES = new Set(['gzip', 'x-gzip', 'deflate', 'br']);
+
+/**
+ * The headers to write for a returned `Response`. A function that returns what `fetch` gave it
+ * (a common proxy) hands over a body `fetch` already decoded, under the `Content-Encoding` and
+ * `Content-Length` of the encoded bytes: written as they are, the length would cut the body or
+ * leave its rest on the connection as garbage, and the client would try to decode plain bytes.
+ * Those two go when `fetch` decoded; hop-by-hop headers go always.
+ */
+function responseHeaders(result: Response): Record<string, string | string[]> {
+  const encoding = result.headers.get('content-encoding');
+  // A Response the function built itself has type "default"; one from fetch does not.
+  const decoded =
+    result.type !== 'default' &&
+    encoding !== null &&
+    encoding.split(',').every((coding) => FETCH_DECODES.has(coding.trim().toLowerCase()));
+  const headers: Record<string, string | string[]> = {};
+  result.headers.forEach((value, name) => {
+    if (HOP_BY_HOP.has(name) || (decoded && (name === 'content-encoding' || name === 'content-length'))) return;
+    headers[name] = name === 'set-cookie' ? result.headers.getSetCookie() : value;
+  });
+  return headers;
+}
+
 /** Writes what a plain function returned, mapped as {@link PlainHandler} says. */
 export async function writeResult(res: ServerResponse, result: unknown): Promise<void> {
   if (result instanceof Response) {
-    const headers: Record<string, string | string[]> = {};
-    result.headers.forEach((value, name) => {
-      headers[name] = name === 'set-cookie' ? result.headers.getSetCookie() : value;
-    });
-    res.writeHead(result.status, headers);
+    res.writeHead(result.status, responseHeaders(result));
     if (result.body) await pipeline(Readable.fromWeb(result.body as never), res);
     else res.end();
     return;
