@@ -40,15 +40,33 @@ export interface StartOptions {
 }
 
 /** Finds a free TCP port on loopback (for upstreams the watchdog starts). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Where this test worker's ports come from: a block of its own (vitest numbers its workers
+ * from 1), below the kernel's ephemeral range (32768 and up), which every port-0 listener and
+ * every outgoing connection draws from. A port the kernel picked could be picked again for
+ * another worker's process between being found free and being bound; once, that handed one
+ * test's upstream port to another test's server.
+ */
+const PORT_BLOCK = 1_000;
+const FIRST_PORT = 20_000 + ((Number(process.env.VITEST_POOL_ID ?? 1) - 1) % 10) * PORT_BLOCK;
+let nextPort = FIRST_PORT;
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+/** A port free on 127.0.0.1, for a process the test starts next (an upstream, a receiver). */
+export async function freePort(): Promise<number> {
+  for (let tried = 0; tried < PORT_BLOCK; tried++) {
+    const port = nextPort;
+    nextPort = FIRST_PORT + ((nextPort - FIRST_PORT + 1) % PORT_BLOCK);
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free port in ${FIRST_PORT}-${FIRST_PORT + PORT_BLOCK - 1}`);
 }
 
 const running = new Set<RunningWatchdog>();
