@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, isAlive, releaseAll, send, startHttp, waitForHeld } from '../support/http-helpers.js';
-import { killAll, type LogRecord, startWatchdog } from '../support/watchdog.js';
+import { FIXTURES, killAll, type LogRecord, startWatchdog } from '../support/watchdog.js';
 
 type ErrorBody = { code: string; message: string };
 
@@ -104,6 +104,27 @@ describe('http mode: startup', () => {
         expect(fatal?.msg).toContain(setting);
         expect(fatal?.msg).toContain('EADDRINUSE');
       }
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('exits 1 with PILOTLIGHT_START_FAILED when another process already listens on the port of upstream_url', async () => {
+    const taken = createServer((socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nforeign'));
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as { port: number };
+    try {
+      const failing = await startWatchdog({
+        env: { UPSTREAM_PORT: String(port), PILOTLIGHT_UPSTREAM_URL: `http://127.0.0.1:${port}` },
+        args: ['--', process.execPath, join(FIXTURES, 'http-upstream.js')],
+        waitFor: 'nothing',
+      });
+      // Not ready on the foreign server's answers: refused before the function is started.
+      expect((await failing.exited).code).toBe(1);
+      const fatal = failing.logs.find((r) => r.level === 'fatal');
+      expect(fatal).toMatchObject({ code: 'PILOTLIGHT_START_FAILED' });
+      expect(fatal?.msg).toContain(`another process already listens on port ${port}`);
+      expect(failing.logs.some((r) => r.state === 'ready')).toBe(false);
     } finally {
       taken.close();
     }

@@ -7,7 +7,7 @@ import { type ServerResponse, STATUS_CODES } from 'node:http';
  */
 export const ERRORS = {
   PILOTLIGHT_CONFIG_INVALID: { status: null, summary: 'A setting is invalid, unknown or missing; the watchdog does not start.' },
-  PILOTLIGHT_START_FAILED: { status: null, summary: 'The function could not be started (listen failed, static directory missing, process could not start); the watchdog exits 1.' },
+  PILOTLIGHT_START_FAILED: { status: null, summary: 'The function could not be started (listen failed, static directory missing, process could not start, upstream_url port already taken); the watchdog exits 1.' },
   PILOTLIGHT_PID1: { status: null, summary: 'The watchdog runs as PID 1 without an init, so abandoned grandchildren of functions cannot be reaped.' },
   PILOTLIGHT_NOT_READY: { status: 503, summary: 'The instance is not ready yet (starting, generic or specializing); retry later.' },
   PILOTLIGHT_FAILED: { status: 503, summary: 'The function process could not be kept running; the instance is `failed` and should be replaced.' },

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -91,12 +92,36 @@ export class HttpRunner implements Runner {
 
   async start(): Promise<void> {
     if (this.#supervisor) {
+      await this.#ensurePortFree();
       await this.#supervisor.start();
     } else {
       await this.#pollUntilAnswering(() => true);
       this.options.events.ready();
     }
     this.#healthTimer = setInterval(() => void this.#checkHealth(), this.options.healthcheckInterval).unref();
+  }
+
+  /**
+   * Refuses to start the function when another process already listens where it is to listen:
+   * the function could not bind there, and the probes, which take any answer, would find that
+   * other server and send it the function's requests. An address that is not this machine's
+   * leaves nothing to check.
+   */
+  async #ensurePortFree(): Promise<void> {
+    const { upstreamUrl } = this.options;
+    const target = upstreamTarget(upstreamUrl);
+    if ('path' in target) return;
+    const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      const server = createServer();
+      server.once('error', resolve);
+      server.listen({ port: target.port, host: target.host, exclusive: true }, () => server.close(() => resolve(undefined)));
+    });
+    if (error?.code !== 'EADDRINUSE') return;
+    throw new WatchdogError(
+      'PILOTLIGHT_START_FAILED',
+      `upstream_url ${upstreamUrl}: another process already listens on port ${target.port}, so the function could not, and its requests would go to that process; ` +
+        'stop it, or set PILOTLIGHT_UPSTREAM_URL to the port the function listens on',
+    );
   }
 
   /**
