@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { waitUntil } from '../support/http-helpers.js';
-import { functionLines, newTrace, SDK_FIXTURES, startSpecialized } from '../support/sdk-helpers.js';
+import { functionLines, newTrace, SDK_FIXTURES, startGeneric, startSpecialized } from '../support/sdk-helpers.js';
+import { specialize } from '../support/specialize.js';
 import { killAll, type LogRecord } from '../support/watchdog.js';
 
 afterAll(killAll);
@@ -62,6 +63,31 @@ describe.each([
     }
     // Each invocation got a span of its own.
     expect(new Set(lines.map((l) => l.span_id)).size).toBe(CONCURRENT);
+    await watchdog.kill();
+  });
+});
+
+describe('PILOTLIGHT_FUNCTION_LOG_LEVEL given at specialization', () => {
+  it('applies to the function\'s logger as to ctx.logger', async () => {
+    // The watchdog passes the function's lines on at its own level: debug too, here.
+    const watchdog = await startSpecialized(
+      { path: `${SDK_FIXTURES}logs-debug`, function: 'logs-debug', env: { PILOTLIGHT_FUNCTION_LOG_LEVEL: 'debug' } },
+      { PILOTLIGHT_LOG_LEVEL: 'debug' },
+    );
+    expect((await fetch(`${watchdog.url}/`)).status).toBe(200);
+    const debug = (r: LogRecord) => r.level === 'debug' && r.msg === 'a debug line';
+    await waitUntil(() => functionLines(watchdog, debug).length === 2, 'a debug line from each logger');
+    expect(functionLines(watchdog, debug).map((l) => l.via).sort()).toEqual(['ctx', 'logger']);
+    await watchdog.kill();
+  });
+
+  it('is refused with a 422 naming the setting when it is not a level, and the instance takes it right after', async () => {
+    const watchdog = await startGeneric();
+    const refused = await specialize(watchdog, { path: `${SDK_FIXTURES}logs-debug`, env: { PILOTLIGHT_FUNCTION_LOG_LEVEL: 'loud' } });
+    expect(refused.status).toBe(422);
+    expect(refused.body).toMatchObject({ reason: 'PILOTLIGHT_BAD_LOG_LEVEL' });
+    expect(String(refused.body.message)).toContain('PILOTLIGHT_FUNCTION_LOG_LEVEL "loud" is not a log level');
+    expect((await specialize(watchdog, { path: `${SDK_FIXTURES}logs-debug`, env: { PILOTLIGHT_FUNCTION_LOG_LEVEL: 'warn' } })).status).toBe(200);
     await watchdog.kill();
   });
 });

@@ -1,4 +1,5 @@
 import { pathToFileURL } from 'node:url';
+import { logger } from '@pilotlight/logger';
 import { FunctionShapeError, serveModule, type ServedFunction } from '@pilotlight/sdk/serve';
 import { LoadError, resolveEntry } from './entry.js';
 
@@ -12,12 +13,28 @@ export interface LoadRequest {
 }
 
 /**
+ * The function's logger was made as the runtime started, before the load's env existed; a
+ * level given there applies to it too, as it does to `ctx.logger`, made later.
+ */
+function applyLogLevel(level: string | undefined): void {
+  if (level === undefined) return;
+  if (level !== 'silent' && !(level in logger.levels.values)) {
+    throw new LoadError(
+      'PILOTLIGHT_BAD_LOG_LEVEL',
+      `PILOTLIGHT_FUNCTION_LOG_LEVEL "${level}" is not a log level: use one of ${Object.keys(logger.levels.values).join(', ')} or silent`,
+    );
+  }
+  logger.level = level;
+}
+
+/**
  * Loads a function: sets its env, imports its module (ESM or CommonJS), finds what it serves and
  * runs its initializer. Every failure is a {@link LoadError} with a stable code.
  */
 export async function loadFunction(request: LoadRequest): Promise<ServedFunction> {
   const entry = resolveEntry(request.root, request.entrypoint);
   for (const [name, value] of Object.entries(request.env ?? {})) process.env[name] = value;
+  applyLogLevel(request.env?.PILOTLIGHT_FUNCTION_LOG_LEVEL);
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(entry.file).href)) as Record<string, unknown>;
