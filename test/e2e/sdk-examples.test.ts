@@ -110,6 +110,23 @@ describe('examples/stream-plain', () => {
     expect(chunks.join('')).toBe('5\n4\n3\n2\n1\n0\n');
     expect(chunks.length).toBeGreaterThanOrEqual(2);
   });
+
+  it('logs a stream its client abandoned as cut short, not as the function failing', async () => {
+    const watchdog = instances['stream-plain'];
+    await new Promise<void>((resolve, reject) => {
+      const req = httpRequest(`${watchdog.url}/?from=100000`, { agent: false, headers: { 'x-request-id': 'abandoned-1' } }, (res) => {
+        // The first line is enough: leave in the middle of the stream.
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      }).on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? undefined : reject(error)));
+      req.end();
+    });
+    const cut = await watchdog.waitForLog((r) => r.stream === 'stdout' && r.request_id === 'abandoned-1' && typeof r.msg === 'string' && r.msg.includes('cut short'));
+    expect(cut.level).toBe('info');
+    expect(watchdog.logs.filter((r) => r.request_id === 'abandoned-1' && r.level === 'error')).toEqual([]);
+  });
 });
 
 describe('examples/scheduled-ts', () => {

@@ -83,6 +83,15 @@ export function plainListener(handler: PlainHandler): RequestListener {
     Promise.resolve()
       .then(() => handler(toWebRequest(req), context))
       .then((result) => writeResult(res, result))
-      .catch((error: unknown) => sendThrown(res, error, context?.logger ?? logger));
+      .catch((error: unknown) => {
+        const log = context?.logger ?? logger;
+        // The connection closing under a streamed body (the client left, the deadline passed)
+        // ends it early: worth a line, but not the function failing.
+        if (res.destroyed && !res.writableFinished && (error as NodeJS.ErrnoException)?.code === 'ERR_STREAM_PREMATURE_CLOSE') {
+          log.info('the response was cut short: its connection closed before the body was complete');
+          return;
+        }
+        sendThrown(res, error, log);
+      });
   };
 }
