@@ -99,17 +99,8 @@ export class Tracing {
       }
     }
     if (!this.#tracer) {
-      let traceId: string;
-      let spanId: string;
-      if (parent) {
-        traceId = parent.traceId;
-        spanId = randomHex(8);
-      } else {
-        // One draw for both ids: a new trace needs 24 random bytes.
-        const ids = randomHex(24);
-        traceId = ids.slice(0, 32);
-        spanId = ids.slice(32);
-      }
+      const traceId = parent?.traceId ?? randomHex(16);
+      const spanId = randomHex(8);
       const traceFlags = parent?.traceFlags ?? '00';
       const context = { traceId, spanId, traceFlags, traceState, traceparent: `00-${traceId}-${spanId}-${traceFlags}` };
       return { context, end: unrecorded };

@@ -47,6 +47,7 @@ const UNHEALTHY_AFTER = 3;
  */
 export class HttpRunner implements Runner {
   readonly #upstream: Upstream;
+  readonly #target: UpstreamTarget;
   readonly #supervisor: Supervisor | undefined;
   #failedProbes = 0;
   #healthTimer: NodeJS.Timeout | undefined;
@@ -54,8 +55,9 @@ export class HttpRunner implements Runner {
   #probeFailure = '';
 
   constructor(private readonly options: HttpRunnerOptions) {
+    this.#target = upstreamTarget(options.upstreamUrl);
     this.#upstream = new Upstream({
-      target: upstreamTarget(options.upstreamUrl),
+      target: this.#target,
       // of-watchdog sends `upstream_url` + the request URI: a path there is a prefix.
       pathPrefix: new URL(options.upstreamUrl).pathname.replace(/\/$/, ''),
       maxBodySize: options.maxBodySize,
@@ -109,7 +111,7 @@ export class HttpRunner implements Runner {
    */
   async #ensurePortFree(): Promise<void> {
     const { upstreamUrl } = this.options;
-    const target = upstreamTarget(upstreamUrl);
+    const target = this.#target;
     if ('path' in target) return;
     const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
       const server = createServer();
