@@ -155,10 +155,50 @@ describe.each([
     expect(body.message).toBe('the database password is hunter2');
   });
 
+  it("an error that only carries a status (an HTTP client's) keeps it, but not its message; the log has it, at warn", async () => {
+    const res = await fetch(`${watchdog.url}/downstream`, { headers: { 'x-request-id': `downstream-${dir}` } });
+    expect(res.status).toBe(404);
+    expect(res.headers.get('x-pilotlight-error')).toBeNull();
+    const text = await res.text();
+    expect(JSON.parse(text)).toEqual({ name: 'Error', message: 'Not Found' });
+    expect(text).not.toContain('s3cret');
+
+    const line = await watchdog.waitForLog((r: LogRecord) => r.stream === 'stdout' && r.request_id === `downstream-${dir}`);
+    expect(line.level).toBe('warn');
+    expect(line.status).toBe(404);
+    expect((line.err as { message?: string }).message).toContain('inventory.internal');
+  });
+
+  it('an http-errors error meant for the client keeps its status, message and the headers it asks for', async () => {
+    const res = await fetch(`${watchdog.url}/throttled`, { headers: { 'x-request-id': `throttled-${dir}` } });
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('7');
+    // A header value no response can carry is left out, not a reason to fail the answer.
+    expect(res.headers.get('x-bad')).toBeNull();
+    expect(await res.json()).toMatchObject({ name: 'Error', message: 'slow down' });
+  });
+
   it('PILOTLIGHT_DEBUG leaves HTTP errors as they are, apart from the stack', async () => {
     const res = await fetch(`${debug.url}/missing`);
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ name: 'NotFoundError', message: 'no widget 42' });
+  });
+});
+
+describe('a controller that sets headers, then throws', () => {
+  it('answers the error without them', async () => {
+    const watchdog = await startSpecialized({ path: `${SDK_FIXTURES}errors-controller`, function: 'errors-controller-headers' });
+    try {
+      const res = await fetch(`${watchdog.url}/cached-then-fails`);
+      expect(res.status).toBe(404);
+      expect(await res.json()).toMatchObject({ name: 'NotFoundError', message: 'no widget after all' });
+      // An error cached for an hour, or carrying the answer's own headers, would be worse than the error.
+      expect(res.headers.get('cache-control')).toBeNull();
+      expect(res.headers.get('x-widget')).toBeNull();
+      expect(res.headers.get('content-type')).toContain('application/json');
+    } finally {
+      await watchdog.kill();
+    }
   });
 });
 

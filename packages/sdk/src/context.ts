@@ -29,6 +29,13 @@ export interface InvocationContext {
   readonly instanceId: string | undefined;
   /** A logger whose lines carry this invocation's ids, even when used outside its async flow. */
   readonly logger: Logger;
+  /**
+   * Aborted once the response can no longer be delivered: the caller went away, or the watchdog
+   * gave up on the invocation (exec timeout, `X-Timeout`) and closed it. Pass it to `fetch` and
+   * other cancellable work so nobody waits for an answer that has no one to go to. (A plain
+   * function's `request.signal` is the Web default and never aborts: use this one.)
+   */
+  readonly signal: AbortSignal;
 }
 
 /** The context of the invocation running now, or undefined outside one. */

@@ -32,16 +32,23 @@ export interface InvokeOptions {
   readonly timeoutMs?: number;
 }
 
-const served = new WeakMap<object, Promise<ServedFunction>>();
+/** Served targets, by target and then by the function name their context reports. */
+const served = new WeakMap<object, Map<string, Promise<ServedFunction>>>();
 
 /** What a target serves: a controller class, a plain function, or a whole module namespace. */
 async function serveTarget(target: object, options: InvokeOptions): Promise<ServedFunction> {
-  let ready = served.get(target);
+  const name = options.functionName ?? 'test';
+  let byName = served.get(target);
+  if (!byName) {
+    byName = new Map();
+    served.set(target, byName);
+  }
+  let ready = byName.get(name);
   if (!ready) {
     const mod = typeof target === 'function' ? { [target.name || 'default']: target, default: target } : (target as Record<string, unknown>);
-    const fn = serveModule(mod, undefined, { name: options.functionName ?? 'test', instance: 'test' }, 'the function under test');
+    const fn = serveModule(mod, undefined, { name, instance: 'test' }, 'the function under test');
     ready = fn.initialize().then(() => fn);
-    served.set(target, ready);
+    byName.set(name, ready);
   }
   return ready;
 }
@@ -49,7 +56,8 @@ async function serveTarget(target: object, options: InvokeOptions): Promise<Serv
 /**
  * Invokes `target` — a routing-controllers class, a plain `(request, context)` function, or a
  * module namespace (`import * as fn from './index.js'`) — with `request`, running its
- * initializer first (once per target), and resolves with the Web `Response` it produced.
+ * initializer first (once per target and function name), and resolves with the Web `Response`
+ * it produced.
  */
 export async function invoke(target: object, request: TestRequest | Request = {}, options: InvokeOptions = {}): Promise<Response> {
   const fn = await serveTarget(target, options);

@@ -6,7 +6,7 @@ import { getFromContainer, getMetadataArgsStorage, useKoaServer } from 'routing-
 import { currentContext, type InvocationContext } from '../context.js';
 import { type PreStopInfo, registeredHooks } from '../hooks.js';
 import { registeredSchedules, type ScheduleEntry } from '../schedule.js';
-import { describeThrown, sendThrown } from './errors.js';
+import { describeThrown, headersOf, sendThrown } from './errors.js';
 import { type FunctionInfo, withInvocation } from './invocation.js';
 import { type PlainHandler, plainListener, writeResult } from './plain.js';
 import { matchSchedule } from './schedules.js';
@@ -103,6 +103,15 @@ function koaListener(controllers: readonly Constructor[]): RequestListener {
       await next();
     } catch (error) {
       const { status, body } = describeThrown(error, currentContext()?.logger ?? logger);
+      if (ctx.headerSent) {
+        // Part of the response is out: the client can only learn of the failure by the cut.
+        ctx.res.destroy();
+        return;
+      }
+      // Headers the action set before it threw (caching, cookies) describe the answer it did not
+      // give; the error's own (Retry-After, WWW-Authenticate) go out instead.
+      for (const name of ctx.res.getHeaderNames()) ctx.res.removeHeader(name);
+      ctx.set(headersOf(error));
       ctx.status = status;
       ctx.type = 'application/json';
       ctx.body = body;
