@@ -1,3 +1,6 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { waitUntil } from '../support/http-helpers.js';
 import { functionLines, newTrace, SDK_FIXTURES, startGeneric, startSpecialized } from '../support/sdk-helpers.js';
@@ -88,6 +91,48 @@ describe('PILOTLIGHT_FUNCTION_LOG_LEVEL given at specialization', () => {
     expect(refused.body).toMatchObject({ reason: 'PILOTLIGHT_BAD_LOG_LEVEL' });
     expect(String(refused.body.message)).toContain('PILOTLIGHT_FUNCTION_LOG_LEVEL "loud" is not a log level');
     expect((await specialize(watchdog, { path: `${SDK_FIXTURES}logs-debug`, env: { PILOTLIGHT_FUNCTION_LOG_LEVEL: 'warn' } })).status).toBe(200);
+    await watchdog.kill();
+  });
+});
+
+describe('PILOTLIGHT_LOG_FILE given at specialization', () => {
+  it("takes both loggers' lines to the file, and none to the watchdog", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pl-logfile-'));
+    const file = join(dir, 'nested', 'function.log');
+    const watchdog = await startSpecialized(
+      { path: `${SDK_FIXTURES}logs-debug`, function: 'logs-file', env: { PILOTLIGHT_FUNCTION_LOG_LEVEL: 'debug', PILOTLIGHT_LOG_FILE: file } },
+      { PILOTLIGHT_LOG_LEVEL: 'debug' },
+    );
+    try {
+      expect((await fetch(`${watchdog.url}/`, { headers: { 'x-request-id': 'to-the-file' } })).status).toBe(200);
+      const inFile = () =>
+        existsSync(file)
+          ? readFileSync(file, 'utf8')
+              .split('\n')
+              .filter((line) => line.includes('"a debug line"'))
+              .map((line) => JSON.parse(line) as LogRecord)
+          : [];
+      await waitUntil(() => inFile().length === 2, 'a debug line from each logger in the file');
+      expect(inFile().map((l) => [l.via, l.request_id]).sort()).toEqual([
+        ['ctx', 'to-the-file'],
+        ['logger', 'to-the-file'],
+      ]);
+      expect(functionLines(watchdog, (r) => r.msg === 'a debug line')).toEqual([]);
+    } finally {
+      await watchdog.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('is refused with a 422 naming the setting when it cannot be written, and the instance takes good code right after', async () => {
+    const watchdog = await startGeneric();
+    // A path under a regular file: no directory can be made there, as root or not.
+    const refused = await specialize(watchdog, { path: `${SDK_FIXTURES}logs-debug`, env: { PILOTLIGHT_LOG_FILE: `${SDK_FIXTURES}logs-debug/index.js/function.log` } });
+    expect(refused.status).toBe(422);
+    expect(refused.body).toMatchObject({ reason: 'PILOTLIGHT_BAD_LOG_FILE' });
+    expect(String(refused.body.message)).toContain('PILOTLIGHT_LOG_FILE');
+    expect((await specialize(watchdog, { path: `${SDK_FIXTURES}logs-debug`, env: { PILOTLIGHT_LOG_FILE: '' } })).status).toBe(200);
+    expect((await fetch(`${watchdog.url}/`)).status).toBe(200);
     await watchdog.kill();
   });
 });

@@ -1,5 +1,5 @@
 import { pathToFileURL } from 'node:url';
-import { logger } from '@pilotlight/logger';
+import { logger, redirectLog } from '@pilotlight/logger';
 import { FunctionShapeError, serveModule, type ServedFunction } from '@pilotlight/sdk/serve';
 import { LoadError, resolveEntry } from './entry.js';
 
@@ -27,6 +27,20 @@ function applyLogLevel(level: string | undefined): void {
   logger.level = level;
 }
 
+/** Likewise the destination: the logger was made writing where the runtime's start said. */
+function applyLogFile(file: string | undefined): void {
+  if (file === undefined) return;
+  try {
+    redirectLog(file);
+  } catch (error) {
+    const err = error as NodeJS.ErrnoException;
+    throw new LoadError(
+      'PILOTLIGHT_BAD_LOG_FILE',
+      `PILOTLIGHT_LOG_FILE "${file}" cannot be opened for appending (${err.code ?? err.message}): give a path the function may write to, or leave it unset for stdout`,
+    );
+  }
+}
+
 /**
  * Loads a function: sets its env, imports its module (ESM or CommonJS), finds what it serves and
  * runs its initializer. Every failure is a {@link LoadError} with a stable code.
@@ -35,6 +49,7 @@ export async function loadFunction(request: LoadRequest): Promise<ServedFunction
   const entry = resolveEntry(request.root, request.entrypoint);
   for (const [name, value] of Object.entries(request.env ?? {})) process.env[name] = value;
   applyLogLevel(request.env?.PILOTLIGHT_FUNCTION_LOG_LEVEL);
+  applyLogFile(request.env?.PILOTLIGHT_LOG_FILE);
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(entry.file).href)) as Record<string, unknown>;
