@@ -67,7 +67,9 @@ class ControlChannel:
                 continue
             try:
                 message = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
+                # RecursionError: nesting deeper than the parser's stack (`[[[[…`) is not JSON we
+                # can read either, and must not end the runtime.
                 continue
             if isinstance(message, dict) and isinstance(message.get("type"), str):
                 yield message

@@ -100,6 +100,9 @@ class Request:
             return _json.loads(self.body)
         except ValueError as error:
             raise BadRequestError(f"the request body is not valid JSON: {error}") from None
+        except RecursionError:
+            # Nested deeper than the parser's stack (``[[[[…``): the client's fault, like bad JSON.
+            raise BadRequestError("the request body is not valid JSON: nested too deeply") from None
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.url}>"

@@ -215,6 +215,16 @@ def test_pongs_with_the_same_id_and_ignores_what_it_does_not_know(runtime):
     assert runtime.ask({"type": "ping"}) == {"type": "pong", "id": 2}
 
 
+def test_a_line_nested_deeper_than_the_json_parser_can_go_is_skipped_not_fatal(runtime):
+    runtime.recv_type("hello")
+    # json.loads raises RecursionError (not ValueError) on these: the runtime must skip them as it
+    # skips any other line that is not a JSON object, and keep answering.
+    runtime.control.sendall(b"[" * 100_000 + b"\n" + b'{"a":' * 100_000 + b"\n")
+    runtime.send({"type": "ping", "id": 51})
+    assert runtime.recv() == {"type": "pong", "id": 51}
+    assert runtime.process.poll() is None
+
+
 def test_loads_serves_hints_and_refuses_a_second_load(runtime, tmp_path):
     runtime.recv_type("hello")
     root = function(tmp_path, SERVED)

@@ -146,6 +146,13 @@ class TestRouting:
         assert res.json()["name"] == "BadRequestError"
         assert "not valid JSON" in res.json()["message"]
 
+    def test_a_body_nested_too_deeply_to_parse_is_a_400_too(self):
+        # json.loads raises RecursionError here, not ValueError: still the client's fault.
+        res = invoke(ROUTES, "PUT", "/things", body="[" * 100_000)
+        assert res.status == 400
+        assert res.json()["name"] == "BadRequestError"
+        assert "not valid JSON" in res.json()["message"]
+
     def test_decorators_refuse_bad_arguments(self):
         with pytest.raises(ValueError):
             pilotlight.route("GET", "no-slash")
