@@ -34,12 +34,17 @@ from .logging import install, logger, set_destination
 from .serve import STUCK_AFTER_S, ServedFunction, serve_callable, stuck_threads
 from .server import HttpServer, Reply
 
-__all__ = ["Runtime", "main", "PROTOCOL"]
+__all__ = ["Runtime", "main", "PROTOCOL", "IDLE_TIMEOUT_S"]
 
 #: Protocol version this runtime speaks.
 PROTOCOL = 1
 #: Grace for pre-stop hooks when SIGTERM comes without a `stop` message.
 DEFAULT_GRACE_MS = 10_000
+#: How long a connection to the runtime's socket may stay idle before the runtime closes it, s.
+#: It must outlive the watchdog's own keep-alive for its upstream connections (10 minutes, see
+#: docs/runtime-protocol.md): then the watchdog always closes an idle connection first and never
+#: sends a request into one this side is closing at that moment. The Node runtime uses 660 s too.
+IDLE_TIMEOUT_S = 660.0
 
 _NOT_LOADED: Reply = (503, [("content-type", "application/json")], b'{"message":"no function loaded"}')
 _WARMUP_PATH = "/_pilotlight_warmup"
@@ -67,7 +72,7 @@ class Runtime:
         set_destination(fd=1)
         install()
         self.control = await ControlChannel.open(self.control_fd)
-        self.server = HttpServer(self._not_loaded, on_error=self._server_error)
+        self.server = HttpServer(self._not_loaded, idle_timeout=IDLE_TIMEOUT_S, on_error=self._server_error)
         await self.server.listen_unix(self.socket_path)
         await self._warm_up()
         control = self.control

@@ -4,6 +4,7 @@ Unix socket."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -369,3 +370,55 @@ def test_exits_when_the_control_channel_closes(runtime):
     runtime.recv_type("hello")
     runtime.control.shutdown(socket.SHUT_RDWR)
     assert runtime.wait() == 0
+
+
+@pytest.fixture
+def runtime_in_process():
+    """What ``Runtime.run`` changes in the process it runs in, put back afterwards."""
+    import logging
+    import warnings
+
+    from pilotlight import hints
+    from pilotlight import logging as plogging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    filters = list(warnings.filters)
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.captureWarnings(False)
+    warnings.filters[:] = filters
+    hints.set_sink(None)
+    plogging.set_destination(fd=2)
+
+
+def test_the_runtime_keeps_idle_connections_longer_than_the_watchdog_does(runtime_in_process):
+    """The watchdog keeps an idle upstream connection up to 10 minutes; a runtime that closed it
+    sooner could close it just as the watchdog sends a request on it. Waiting that long is no
+    test: this checks the runtime builds its server with the constant (and the server's own idle
+    close is tested with a short timeout in test_server.py)."""
+    from pilotlight import _runtime
+
+    assert _runtime.IDLE_TIMEOUT_S > 600
+    directory = tempfile.mkdtemp(prefix="pl-rt-")
+    ours, theirs = socket.socketpair()
+    exits: list[int] = []
+
+    async def main():
+        runtime = _runtime.Runtime(os.path.join(directory, "runtime.sock"), theirs.detach(), exit=exits.append)
+        task = asyncio.get_running_loop().create_task(runtime.run())
+        reader, writer = await asyncio.open_unix_connection(sock=ours)
+        hello = json.loads(await reader.readline())
+        assert hello["type"] == "hello"
+        assert runtime.server is not None
+        assert runtime.server.idle_timeout == _runtime.IDLE_TIMEOUT_S
+        writer.close()
+        await task
+        runtime.server.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(main(), 20))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    assert exits == [0]

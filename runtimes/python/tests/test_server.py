@@ -111,6 +111,26 @@ def test_keeps_the_connection_alive_across_requests_with_bodies(socket_path):
     run(main())
 
 
+def test_closes_a_connection_left_idle_for_idle_timeout(socket_path):
+    async def main():
+        server = HttpServer(echo, idle_timeout=0.2)
+        await server.listen_unix(socket_path)
+        reader, writer = await asyncio.open_unix_connection(socket_path)
+        writer.write(request("GET", "/"))
+        assert (await read_response(reader)).status == 200
+        assert server.connections == 1
+        # Nothing more is sent: the server closes its end (run() gives up after 20 s otherwise).
+        assert await reader.read() == b""
+        for _ in range(100):
+            if server.connections == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert server.connections == 0
+        server.close()
+
+    run(main())
+
+
 def test_closes_when_the_client_asks(socket_path):
     async def main():
         await serving(socket_path)
