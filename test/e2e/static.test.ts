@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +27,8 @@ beforeAll(async () => {
   mkdirSync(join(dir.path, 'shared'));
   writeFileSync(join(dir.path, 'shared', 'logo.txt'), 'shared logo');
   symlinkSync(join(dir.path, 'shared'), join(root, 'shared'));
+  // A named pipe nobody writes to: opening it would wait for a writer forever.
+  execFileSync('mkfifo', [join(root, 'pipe')]);
   watchdog = await startWatchdog({ env: { PILOTLIGHT_MODE: 'static', PILOTLIGHT_STATIC_PATH: root } });
 });
 
@@ -40,6 +43,15 @@ describe('static mode', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/html/);
     expect(await res.text()).toBe(INDEX);
+  });
+
+  it('answers 404 for what is not a regular file, and keeps serving files', async () => {
+    // More requests than libuv has threads: had each opened the pipe, none would be left.
+    const answers = await Promise.all(Array.from({ length: 6 }, () => fetch(`${watchdog.url}/pipe`, { signal: AbortSignal.timeout(5_000) })));
+    expect(answers.map((res) => res.status)).toEqual(Array(6).fill(404));
+    expect(answers[0]?.headers.get('x-pilotlight-error')).toBe('PILOTLIGHT_NOT_FOUND');
+    const data = await fetch(`${watchdog.url}/data.txt`, { signal: AbortSignal.timeout(5_000) });
+    expect(await data.text()).toBe(DATA);
   });
 
   it('serves files with their content type', async () => {

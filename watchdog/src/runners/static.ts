@@ -1,3 +1,4 @@
+import type { Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import send from 'send';
@@ -39,6 +40,14 @@ export class StaticRunner implements Runner {
     const path = (req.url ?? '/').split('?', 1)[0] as string;
     return new Promise((resolve, reject) => {
       const file = send(req, path, { root: this.root, index: ['index.html'], dotfiles: 'ignore' });
+      // Only regular files are served. send opens whatever it stats, and opening a FIFO blocks
+      // until something writes to it: on libuv's thread pool, four such requests would stall
+      // every file operation of the watchdog. Its stat is checked here, before the open.
+      const sendStat = file.send;
+      file.send = function sendRegular(this: typeof file, found: string, info: Stats) {
+        if (!info.isFile()) return this.error(404);
+        return sendStat.call(this, found, info);
+      };
       file.on('error', (error: { status?: number; message: string; headers?: Record<string, string> }) => {
         if (invocation.aborted) return resolve();
         const status = error.status ?? 500;
