@@ -21,6 +21,8 @@ __all__ = [
     "parse_head",
     "parse_chunk_size",
     "response_head",
+    "final_status",
+    "check_response_header",
     "MAX_HEAD",
 ]
 
@@ -280,6 +282,32 @@ def parse_chunk_size(line: bytes) -> int:
     return int(size, 16)
 
 
+def final_status(status: object) -> int:
+    """``status`` as the status of a final response: an integer from 200 to 599.
+
+    A 1xx is an interim response (the server sends ``100 Continue`` itself): a client waits on for
+    the final one after it, so a handler answering with one would leave its request hanging.
+
+    :raises ValueError: anything else (a bool, a string, 42, 1000, 101).
+    """
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+        raise ValueError(f"invalid response status {status!r}: a final status is an integer from 200 to 599")
+    return int(status)
+
+
+def check_response_header(name: object, value: object) -> None:
+    """Checks one response header field before it is sent.
+
+    :raises ValueError: a name that is not a token, or a value with CR, LF or another control
+        character (which would let a value split the response); the message names the field.
+    """
+    text = str(value)
+    if not isinstance(name, str) or _HEADER_NAME.fullmatch(name) is None:
+        raise ValueError(f"invalid response header name {name!r} (value {text!r}): a name is a token, without spaces, colons or control characters")
+    if _FIELD_VALUE_BAD.search(text) is not None:
+        raise ValueError(f"invalid value {text!r} of response header {name!r}: a value holds no CR, LF or other control character")
+
+
 def response_head(status: int, headers: Iterable[tuple[str, str]]) -> bytes:
     """Serializes a response's status line and header section, blank line included.
 
@@ -289,8 +317,8 @@ def response_head(status: int, headers: Iterable[tuple[str, str]]) -> bytes:
     out = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"]
     for name, value in headers:
         text = str(value)
-        if _HEADER_NAME.fullmatch(name) is None or _FIELD_VALUE_BAD.search(text) is not None:
-            raise ValueError(f"invalid response header {name!r}: {text!r}")
+        if not isinstance(name, str) or _HEADER_NAME.fullmatch(name) is None or _FIELD_VALUE_BAD.search(text) is not None:
+            check_response_header(name, text)
         out.append(f"{name}: {text}\r\n")
     out.append("\r\n")
     return "".join(out).encode("latin-1", "replace")

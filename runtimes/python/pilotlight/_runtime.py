@@ -32,7 +32,7 @@ from .control import ControlChannel
 from .loader import LoadError, LoadRequest, load_function
 from .logging import install, logger, set_destination
 from .serve import STUCK_AFTER_S, ServedFunction, serve_callable, stuck_threads
-from .server import HttpServer, Reply
+from .server import HttpServer, Reply, ResponseError
 
 __all__ = ["Runtime", "main", "PROTOCOL", "IDLE_TIMEOUT_S"]
 
@@ -214,7 +214,11 @@ class Runtime:
         self._exit(code)
 
     def _server_error(self, error: BaseException) -> None:
-        logger.error(f"the runtime failed to answer a request: {error}", err=error)
+        # Called inside the request's task: the line carries its request id when the function set one.
+        if isinstance(error, ResponseError):
+            logger.error(f"the function's response cannot be sent, so it was answered 500: {error}", err=error)
+        else:
+            logger.error(f"the runtime failed to answer a request: {error}", err=error)
 
 
 def main() -> None:

@@ -29,10 +29,11 @@ from types import ModuleType
 from typing import Any
 
 from . import _scope
-from ._http import Headers, RequestHead
+from ._http import Headers, RequestHead, check_response_header, final_status
 from .context import FunctionInfo, InvocationContext, PreStopInfo, create_context
 from .decorators import Registrations, RouteEntry, ScheduleEntry
 from .logging import Logger, logger as default_logger
+from .server import ResponseError
 from .web import HTTPError, MethodNotAllowedError, NotFoundError, Request, Response
 
 __all__ = [
@@ -324,6 +325,7 @@ async def to_reply(result: Any, logger: Logger = default_logger) -> Reply:
         body, status, explicit = result[0], result[1], True
         if len(result) == 3:
             headers = Headers(result[2])
+    _check_reply(status, headers)
     if body is None:
         return (status if explicit else 204), headers.items(), None
     if isinstance(body, str):
@@ -350,6 +352,21 @@ async def to_reply(result: Any, logger: Logger = default_logger) -> Reply:
     return status, headers.items(), data
 
 
+def _check_reply(status: Any, headers: Headers) -> None:
+    """Refuses what a function answered that HTTP cannot carry, before any of it is sent: a
+    status that is not a final one (1xx, 42, 1000, "abc": a client would wait on for the final
+    answer), a header that is not a token or whose value holds CR, LF or another control character.
+
+    :raises ResponseError: answered as any failure: a 500, logged with what was wrong.
+    """
+    try:
+        final_status(status)
+        for name, value in headers.items():
+            check_response_header(name, value)
+    except ValueError as error:
+        raise ResponseError(str(error)) from None
+
+
 def _status_of(error: BaseException) -> int:
     if isinstance(error, HTTPError):
         status: Any = error.status
@@ -365,7 +382,14 @@ def _status_of(error: BaseException) -> int:
 def describe_error(error: BaseException, logger: Logger = default_logger) -> Reply:
     """The response for a raised exception: HTTP errors keep their status and message; anything
     else is a 500 whose body never carries the message or traceback (the log does, at level
-    error) unless ``PILOTLIGHT_DEBUG=true``."""
+    error) unless ``PILOTLIGHT_DEBUG=true``. An HTTP error whose headers cannot be sent is that
+    500 too."""
+    if isinstance(error, HTTPError) and error.headers:
+        try:
+            _check_reply(error.status, error.headers)
+        except ResponseError as invalid:
+            invalid.__cause__ = error
+            error = invalid
     status = _status_of(error)
     if status >= 500:
         logger.error(f"function failed: {error}", err=error)

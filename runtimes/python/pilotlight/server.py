@@ -22,12 +22,12 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Union
 
-from ._http import MAX_CHUNK_LINE, MAX_HEAD, ProtocolError, RequestHead, parse_chunk_size, parse_head, response_head
+from ._http import MAX_CHUNK_LINE, MAX_HEAD, ProtocolError, RequestHead, final_status, parse_chunk_size, parse_head, response_head
 
 #: Answered by the runtime itself, for the watchdog warming its proxy path (docs/runtime-protocol.md).
 WATCHDOG_WARM_PATH = "/_pilotlight/warm"
 
-__all__ = ["HttpServer", "Reply", "Handler"]
+__all__ = ["HttpServer", "Reply", "Handler", "ResponseError"]
 
 Body = Union[bytes, bytearray, memoryview, AsyncIterator[bytes], None]
 Reply = tuple[int, Iterable[tuple[str, str]], Body]
@@ -42,13 +42,12 @@ LOW_WATER = 1 << 18
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te", "trailer"})
 
 
-def _error_reply(status: int, message: str) -> bytes:
+def _error_reply(status: int, message: str, *, keep: bool = False, head_only: bool = False) -> bytes:
     body = json.dumps({"message": message}).encode()
-    head = response_head(
-        status,
-        [("content-type", "application/json"), ("content-length", str(len(body))), ("connection", "close")],
-    )
-    return head + body
+    headers = [("content-type", "application/json"), ("content-length", str(len(body)))]
+    if not keep:
+        headers.append(("connection", "close"))
+    return response_head(status, headers) + (b"" if head_only else body)
 
 
 class _Connection(asyncio.Protocol):
@@ -405,35 +404,25 @@ class HttpServer:
         return await self._write(conn, head, reply)
 
     async def _write(self, conn: _Connection, head: RequestHead, reply: Reply) -> bool:
-        status, headers, body = reply
-        no_body = head.method == "HEAD" or status in (204, 304) or status < 200
         keep = head.keep_alive and not self.closing
-        out = [(name, value) for name, value in headers if name.lower() not in _HOP_BY_HOP]
-        if body is None or isinstance(body, (bytes, bytearray, memoryview)):
-            data = bytes(body) if body is not None else b""
-            if status >= 200 and status not in (204, 304):
-                out.append(("content-length", str(len(data))))
-            if not keep:
-                out.append(("connection", "close"))
-            conn.write(response_head(status, out) + (b"" if no_body else data))
+        body = reply[2] if isinstance(reply, tuple) and len(reply) == 3 else None
+        try:
+            response, data, stream, chunked, keep = _prepare(head, reply[0], reply[1], body, keep)
+        except Exception as error:  # noqa: BLE001 - a reply that cannot be sent is the handler's fault: a 500
+            # Nothing was written yet: the client gets a whole 500, and the connection stays usable.
+            if not isinstance(body, (bytes, bytearray, memoryview, type(None))):
+                await _aclose(body)
+            self._report(ResponseError(str(error)))
+            conn.write(_error_reply(500, "the response could not be sent", keep=keep, head_only=head.method == "HEAD"))
             await conn.drain()
             return keep
-
-        stream: AsyncIterator[bytes] = body
-        if no_body:
-            await _aclose(stream)
-            if not keep:
-                out.append(("connection", "close"))
-            conn.write(response_head(status, out))
+        if stream is None:
+            if not isinstance(body, (bytes, bytearray, memoryview, type(None))):
+                await _aclose(body)  # a stream with nothing to send (HEAD, 204, 304)
+            conn.write(response + data)
+            await conn.drain()
             return keep
-        chunked = head.version == "HTTP/1.1"
-        if chunked:
-            out.append(("transfer-encoding", "chunked"))
-        else:
-            keep = False
-        if not keep:
-            out.append(("connection", "close"))
-        conn.write(response_head(status, out))
+        conn.write(response)
         try:
             async for chunk in stream:
                 if not chunk:
@@ -454,6 +443,45 @@ class HttpServer:
             conn.write(b"0\r\n\r\n")
         await conn.drain()
         return keep
+
+
+class ResponseError(ValueError):
+    """A handler's reply that cannot be sent (a status that is not final, an invalid header):
+    reported through ``on_error``, and answered 500."""
+
+
+def _prepare(
+    head: RequestHead, status: object, headers: Iterable[tuple[str, str]], body: Body, keep: bool
+) -> tuple[bytes, bytes, AsyncIterator[bytes] | None, bool, bool]:
+    """The response head for a reply, before anything is written: (head, bytes to send with it,
+    the stream to send after it or None, whether the stream is chunked, whether to keep the
+    connection). Pure: the caller closes a stream that is not to be sent (HEAD, 204, 304).
+
+    :raises ValueError: a status that is not a final one (200-599), an invalid header.
+    """
+    status = final_status(status)
+    no_body = head.method == "HEAD" or status in (204, 304)
+    out = [(name, value) for name, value in headers if name.lower() not in _HOP_BY_HOP]
+    if body is None or isinstance(body, (bytes, bytearray, memoryview)):
+        data = bytes(body) if body is not None else b""
+        if status not in (204, 304):
+            out.append(("content-length", str(len(data))))
+        if not keep:
+            out.append(("connection", "close"))
+        return response_head(status, out), (b"" if no_body else data), None, False, keep
+    stream: AsyncIterator[bytes] = body
+    if no_body:
+        if not keep:
+            out.append(("connection", "close"))
+        return response_head(status, out), b"", None, False, keep
+    chunked = head.version == "HTTP/1.1"
+    if chunked:
+        out.append(("transfer-encoding", "chunked"))
+    else:
+        keep = False
+    if not keep:
+        out.append(("connection", "close"))
+    return response_head(status, out), b"", stream, chunked, keep
 
 
 async def _aclose(stream: object) -> None:

@@ -121,8 +121,9 @@ class Response:
     def __init__(self, status: int = 200, body: Any = None, headers: HeaderInput = None) -> None:
         if isinstance(status, bool) or not isinstance(status, int):
             raise TypeError(f"Response(status, body, headers): status must be an int, got {status!r}")
-        if not 100 <= status <= 999:
-            raise ValueError(f"Response status {status} is not an HTTP status")
+        if not 200 <= status <= 599:
+            # 1xx are interim responses: a client would wait on after one for the final answer.
+            raise ValueError(f"Response status {status} is not a final HTTP status: use 200-599")
         self.status = status
         self.body = body
         self.headers = Headers(headers)

@@ -422,3 +422,65 @@ def test_the_runtime_keeps_idle_connections_longer_than_the_watchdog_does(runtim
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     assert exits == [0]
+
+
+UNSENDABLE = """
+    from pilotlight import Response, get
+
+    def chunks():
+        yield "never"
+
+    @get("/bad-header")
+    def bad_header():
+        return "body", 200, {"x-bad": "one\\r\\nx-injected: 1"}
+
+    @get("/bad-header-stream")
+    async def bad_header_stream():
+        return Response(200, chunks(), {"x-bad": "one\\ntwo"})
+
+    @get("/bad-status")
+    def bad_status(request):
+        return "body", int(request.query["status"])
+
+    @get("/ok")
+    def ok():
+        return "ok"
+"""
+
+
+def test_an_unsendable_answer_is_a_500_logged_and_the_connection_serves_on(runtime, tmp_path):
+    runtime.recv_type("hello")
+    assert runtime.ask({"type": "load", "root": function(tmp_path, UNSENDABLE)})["type"] == "loaded"
+    conn = UnixConnection(runtime.socket_path)
+    answers = []
+    try:
+        conn.connect()
+        sock = conn.sock
+        for i, path in enumerate(["/bad-header", "/bad-header-stream", "/bad-status?status=101", "/bad-status?status=42"]):
+            conn.request("GET", path, headers={"x-request-id": f"unsendable-{i}"})
+            res = conn.getresponse()
+            answers.append((res.status, res.getheader("x-injected"), res.read()))
+            conn.request("GET", "/ok")
+            ok = conn.getresponse()
+            assert (ok.status, ok.read()) == (200, b"ok")
+        # Every request went over the first connection: none was closed (http.client reconnects
+        # by itself after a close).
+        assert conn.sock is sock
+    finally:
+        conn.close()
+    assert [(status, injected) for status, injected, _ in answers] == [(500, None)] * 4
+    assert all(json.loads(body)["name"] == "InternalServerError" for _, _, body in answers)
+
+    def line(request_id: str) -> dict[str, Any]:
+        for _ in range(500):
+            found = [r for r in runtime.stdout if r.get("request_id") == request_id and r.get("level") == "error"]
+            if found:
+                return found[0]
+            time.sleep(0.01)
+        raise AssertionError(f"no error line for {request_id}: {runtime.stdout}")
+
+    assert "'x-bad'" in line("unsendable-0")["msg"]
+    assert "'x-bad'" in line("unsendable-1")["msg"]
+    assert "invalid response status 101" in line("unsendable-2")["msg"]
+    assert "invalid response status 42" in line("unsendable-3")["msg"]
+    assert runtime.process.poll() is None

@@ -207,8 +207,97 @@ class TestResults:
     def test_response_checks_its_status(self):
         with pytest.raises(TypeError, match="status must be an int"):
             Response("hello")  # type: ignore[arg-type]
-        with pytest.raises(ValueError):
-            Response(42)
+        for status in (42, 100, 101, 199, 600, 1000):
+            with pytest.raises(ValueError, match="not a final HTTP status"):
+                Response(status)
+        assert Response(599).status == 599
+
+
+UNSENDABLE = module(
+    """
+    from pilotlight import HTTPError, Response
+
+    started = []
+
+    def stream():
+        started.append(True)
+        yield "never"
+
+    def handler(request):
+        kind, value = request.query["kind"], request.query.get("value", "")
+        if kind == "tuple-status":
+            return "body", int(value)
+        if kind == "response-status":
+            response = Response(200, "body")
+            response.status = value if value == "abc" else int(value)
+            return response
+        if kind == "none-status":
+            return None, int(value)
+        if kind == "stream-status":
+            return stream(), int(value)
+        bad = {"x-bad": "one\\r\\nx-injected: 1"} if kind.endswith("value") else {"bad name": "v"}
+        if kind.startswith("tuple"):
+            return "body", 200, bad
+        if kind.startswith("response"):
+            return Response(201, {"a": 1}, bad)
+        if kind.startswith("stream"):
+            return Response(200, stream(), bad)
+        if kind.startswith("error"):
+            raise HTTPError(409, "taken", headers=bad)
+        raise AssertionError(kind)
+    """
+)
+
+
+class TestUnsendableResults:
+    """What HTTP cannot carry is a 500, logged with what was wrong, before any of it is sent."""
+
+    @pytest.mark.parametrize(
+        ("kind", "value"),
+        [
+            ("tuple-status", "101"),
+            ("tuple-status", "100"),
+            ("tuple-status", "199"),
+            ("tuple-status", "42"),
+            ("tuple-status", "1000"),
+            ("tuple-status", "600"),
+            ("response-status", "103"),
+            ("response-status", "abc"),
+            ("none-status", "102"),
+            ("stream-status", "101"),
+        ],
+    )
+    def test_a_status_that_is_not_final_is_a_500(self, log_lines, kind, value):
+        UNSENDABLE.started.clear()
+        res = invoke(UNSENDABLE, path=f"/?kind={kind}&value={value}", headers={"x-request-id": f"st-{kind}-{value}"})
+        assert res.status == 500
+        assert res.json() == {"name": "InternalServerError", "message": "the function failed; see its logs"}
+        [line] = [r for r in log_lines() if r.get("request_id") == f"st-{kind}-{value}"]
+        assert line["level"] == "error"
+        shown = repr(value) if value == "abc" else value
+        assert f"invalid response status {shown}: a final status is an integer from 200 to 599" in line["msg"]
+        assert UNSENDABLE.started == []
+
+    @pytest.mark.parametrize("kind", ["tuple", "response", "stream", "error"])
+    @pytest.mark.parametrize("what", ["value", "name"])
+    def test_a_header_that_cannot_be_sent_is_a_500_naming_it(self, log_lines, kind, what):
+        UNSENDABLE.started.clear()
+        res = invoke(UNSENDABLE, path=f"/?kind={kind}-{what}", headers={"x-request-id": f"hd-{kind}-{what}"})
+        assert res.status == 500
+        assert "x-injected" not in res.headers
+        assert "bad name" not in res.headers
+        assert res.json()["name"] == "InternalServerError"
+        [line] = [r for r in log_lines() if r.get("request_id") == f"hd-{kind}-{what}"]
+        assert line["level"] == "error"
+        assert ("'x-bad'" if what == "value" else "'bad name'") in line["msg"]
+        assert UNSENDABLE.started == []
+        if kind == "error":
+            # The HTTP error it replaces is kept as the cause.
+            assert "HTTPError: taken" in line["err"]["stack"]
+
+    def test_final_statuses_pass(self):
+        assert invoke(UNSENDABLE, path="/?kind=tuple-status&value=599").status == 599
+        assert invoke(UNSENDABLE, path="/?kind=response-status&value=200").text == "body"
 
 
 ERRORS = module(

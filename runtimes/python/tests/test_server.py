@@ -409,3 +409,107 @@ def test_a_handler_that_raises_gets_a_500_and_the_error_reported(socket_path):
 
     run(main())
     assert [str(e) for e in reported] == ["a bug"]
+
+
+class _Stream:
+    """An async iterator that records whether it was closed (and whether it was read)."""
+
+    def __init__(self) -> None:
+        self.read = False
+        self.closed = False
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self.read:
+            raise StopAsyncIteration
+        self.read = True
+        return b"streamed"
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def answer_then_serve_again(socket_path, reply, method="GET"):
+    """Sends a request the handler answers with ``reply`` (bytes or a stream), then a good one on
+    the same connection; returns both responses and what the server reported."""
+    reported: list[BaseException] = []
+
+    async def handler(head, body):
+        if head.target == "/bad":
+            return reply
+        return 200, [("content-type", "text/plain")], b"fine"
+
+    server = HttpServer(handler, on_error=reported.append)
+    await server.listen_unix(socket_path)
+    reader, writer = await asyncio.open_unix_connection(socket_path)
+    writer.write(request(method, "/bad"))
+    bad = await read_response(reader, method)
+    writer.write(request("GET", "/good"))
+    good = await read_response(reader)
+    writer.close()
+    server.close()
+    return bad, good, reported
+
+
+@pytest.mark.parametrize(
+    ("header", "named"),
+    [
+        (("x-split", "one\r\nx-injected: 1"), "'x-split'"),
+        (("x-lf", "one\ntwo"), "'x-lf'"),
+        (("x-cr", "one\rtwo"), "'x-cr'"),
+        (("x-nul", "a\x00b"), "'x-nul'"),
+        (("bad name", "v"), "'bad name'"),
+        (("x-bad\r\nname", "v"), "'x-bad\\r\\nname'"),
+    ],
+)
+@pytest.mark.parametrize("streamed", [False, True], ids=["bytes", "stream"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_header_that_cannot_be_sent_is_a_500_reported_and_the_connection_stays_usable(socket_path, header, named, streamed, method):
+    stream = _Stream()
+
+    async def main():
+        body = stream if streamed else b"never sent"
+        return await answer_then_serve_again(socket_path, (200, [("content-type", "text/plain"), header], body), method)
+
+    bad, good, reported = run(main())
+    assert bad.status == 500
+    assert "x-injected" not in bad.headers
+    assert "connection" not in bad.headers
+    assert bad.body == (b"" if method == "HEAD" else b'{"message": "the response could not be sent"}')
+    assert (good.status, good.body) == (200, b"fine")
+    [error] = reported
+    assert type(error).__name__ == "ResponseError"
+    assert named in str(error)
+    if streamed:
+        assert stream.closed
+        assert not stream.read
+
+
+@pytest.mark.parametrize("status", [100, 101, 103, 199, 42, 0, -200, 600, 1000, "200", "abc", None, True, 200.0])
+@pytest.mark.parametrize("streamed", [False, True], ids=["bytes", "stream"])
+def test_a_status_that_is_not_a_final_one_is_a_500_reported_and_the_connection_stays_usable(socket_path, status, streamed):
+    stream = _Stream()
+
+    async def main():
+        return await answer_then_serve_again(socket_path, (status, [], stream if streamed else b"never sent"))
+
+    bad, good, reported = run(main())
+    assert bad.status == 500
+    assert bad.body == b'{"message": "the response could not be sent"}'
+    assert (good.status, good.body) == (200, b"fine")
+    [error] = reported
+    assert f"invalid response status {status!r}" in str(error)
+    if streamed:
+        assert stream.closed
+        assert not stream.read
+
+
+@pytest.mark.parametrize("status", [200, 299, 404, 599])
+def test_final_statuses_from_200_to_599_are_sent(socket_path, status):
+    async def main():
+        return await answer_then_serve_again(socket_path, (status, [], b"ok"))
+
+    bad, good, reported = run(main())
+    assert (bad.status, bad.body, reported) == (status, b"ok", [])
