@@ -30,7 +30,7 @@ from ._http import RequestHead
 from .context import FunctionInfo
 from .control import ControlChannel
 from .loader import LoadError, LoadRequest, load_function
-from .logging import install, logger, set_destination
+from .logging import capture_stdio, install, logger, set_destination
 from .serve import STUCK_AFTER_S, ServedFunction, serve_callable, stuck_threads
 from .server import HttpServer, Reply, ResponseError
 
@@ -69,6 +69,8 @@ class Runtime:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        # print() from handler threads running at once must not splice lines (nor JSON log lines).
+        capture_stdio()
         set_destination(fd=1)
         install()
         self.control = await ControlChannel.open(self.control_fd)
@@ -208,7 +210,8 @@ class Runtime:
     def _finish(self, code: int) -> None:
         for stream in (sys.stdout, sys.stderr):
             try:
-                stream.flush()
+                # Every thread's unfinished line too, not only this thread's.
+                getattr(stream, "flush_all", stream.flush)()
             except (OSError, ValueError):
                 pass
         self._exit(code)

@@ -15,13 +15,16 @@ The standard library's ``logging`` can write the same lines: the runtime install
 
 Where lines go: inside the runtime, stdout (the watchdog reads it); elsewhere — a fork-mode
 script, whose stdout is its response — stderr; ``PILOTLIGHT_LOG_FILE`` names a file instead.
-Lines are written whole, one ``write`` each, under a lock, so threads never interleave them.
+Lines are written whole, one ``write`` each, under a lock, so threads never interleave them; the
+runtime makes ``sys.stdout`` and ``sys.stderr`` :class:`LineWriter` s writing under the same lock,
+so lines ``print``-ed from concurrent handler threads stay whole too.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _datetime
+import io
 import json
 import logging as _stdlib
 import os
@@ -35,7 +38,18 @@ from typing import Any
 
 from . import _scope
 
-__all__ = ["Logger", "logger", "get_logger", "JsonHandler", "install", "serialize_error", "LEVELS", "set_destination"]
+__all__ = [
+    "Logger",
+    "logger",
+    "get_logger",
+    "JsonHandler",
+    "install",
+    "serialize_error",
+    "LEVELS",
+    "set_destination",
+    "LineWriter",
+    "capture_stdio",
+]
 
 #: pino's level numbers.
 LEVELS = {"trace": 10, "debug": 20, "info": 30, "warn": 40, "error": 50, "fatal": 60}
@@ -50,11 +64,32 @@ def _level_name(level: str | None) -> str:
     return name
 
 
+#: Held for every write this module makes to a file descriptor (log lines, and the lines of
+#: :class:`LineWriter`), so nothing the process writes through it ever lands inside another line.
+_write_lock = threading.RLock()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Writes all of ``data`` to ``fd``; the caller holds ``_write_lock``."""
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except InterruptedError:
+            continue
+        except BlockingIOError:
+            select.select([], [fd], [])
+            continue
+        except OSError:
+            return  # nobody reads our output any more; logging must not break the function
+        view = view[written:]
+
+
 class _Destination:
     """The one place every logger of the process writes, so lines keep their order."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = _write_lock
         self._fd: int | None = None
         self._owned = False
 
@@ -85,22 +120,107 @@ class _Destination:
 
     def write(self, data: bytes) -> None:
         with self._lock:
-            fd = self._resolve()
-            view = memoryview(data)
-            while view:
-                try:
-                    written = os.write(fd, view)
-                except InterruptedError:
-                    continue
-                except BlockingIOError:
-                    select.select([], [fd], [])
-                    continue
-                except OSError:
-                    return  # nobody reads our output any more; logging must not break the function
-                view = view[written:]
+            _write_all(self._resolve(), data)
 
 
 _destination = _Destination()
+
+
+class LineWriter(io.TextIOBase):
+    """``sys.stdout``/``sys.stderr`` for the runtime: what a thread writes is held until it ends a
+    line, then its complete lines go out in one ``write`` under the lock log lines are written
+    under. ``print`` writes its arguments, separators and end one by one (and ``python3 -u``
+    sends each straight to the file descriptor), so without this, ``print`` from handlers running
+    in concurrent threads splices into one another's lines and into JSON log lines.
+
+    Each thread has its own pending line: ``flush()`` writes the calling thread's (as
+    ``print(..., flush=True)`` asks), :meth:`flush_all` everyone's (at exit). A pending line over
+    ``MAX_PENDING`` characters is written as it is, so a thread that never ends its line cannot
+    grow memory without bound. Anything else (``buffer``, ``name``, ``mode``) is the wrapped stream's.
+    """
+
+    #: Characters a thread may leave without a newline before they are written anyway.
+    MAX_PENDING = 64 * 1024
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__()
+        self._stream = stream
+        self._fd = stream.fileno()
+        self._encoding = getattr(stream, "encoding", None) or "utf-8"
+        self._errors = getattr(stream, "errors", None) or "strict"
+        self._pending: dict[int, str] = {}
+
+    @property
+    def wrapped(self) -> Any:
+        return self._stream
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._encoding
+
+    @property
+    def errors(self) -> str:  # type: ignore[override]
+        return self._errors
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if not text:
+            return 0
+        me = threading.get_ident()
+        with _write_lock:
+            pending = self._pending.pop(me, "") + text
+            end = pending.rfind("\n") + 1
+            if end == 0 and len(pending) <= self.MAX_PENDING:
+                self._pending[me] = pending
+                return len(text)
+            if end == 0 or len(pending) - end > self.MAX_PENDING:
+                end = len(pending)
+            complete, rest = pending[:end], pending[end:]
+            if rest:
+                self._pending[me] = rest
+            _write_all(self._fd, complete.encode(self._encoding, self._errors))
+        return len(text)
+
+    def flush(self) -> None:
+        with _write_lock:
+            pending = self._pending.pop(threading.get_ident(), "")
+            if pending:
+                _write_all(self._fd, pending.encode(self._encoding, self._errors))
+
+    def flush_all(self) -> None:
+        """Writes every thread's pending text, each in one write (the process is ending)."""
+        with _write_lock:
+            pending, self._pending = list(self._pending.values()), {}
+            for text in pending:
+                _write_all(self._fd, text.encode(self._encoding, self._errors))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def capture_stdio() -> None:
+    """Makes ``sys.stdout`` and ``sys.stderr`` :class:`LineWriter` s (the runtime, before any
+    function code runs), so lines printed from concurrent threads come out whole."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None or isinstance(stream, LineWriter):
+            continue
+        try:
+            stream.flush()
+            writer = LineWriter(stream)
+        except (AttributeError, OSError, ValueError):
+            continue  # not backed by a file descriptor: left as it is
+        setattr(sys, name, writer)
 
 
 def set_destination(fd: int | None = None, path: str | None = None) -> None:

@@ -4,6 +4,7 @@ asyncio tasks interleaving at awaits, handler threads, threads the function star
 from __future__ import annotations
 
 import asyncio
+import json
 import logging as stdlib_logging
 import re
 import threading
@@ -230,3 +231,94 @@ def test_the_log_module_does_not_shadow_the_standard_library():
     assert isinstance(stdlib_logging, types.ModuleType)
     assert stdlib_logging.getLogger is not None
     assert plogging.__name__ == "pilotlight.logging"
+
+
+@pytest.fixture
+def line_writer(tmp_path):
+    """A LineWriter over a file; returns it and a reader of the file's lines."""
+    path = tmp_path / "out.txt"
+    stream = open(path, "a", encoding="utf-8")
+    writer = plogging.LineWriter(stream)
+    yield writer, lambda: path.read_text(encoding="utf-8")
+    stream.close()
+
+
+def test_a_line_writer_holds_a_threads_text_until_it_ends_its_line(line_writer):
+    writer, read = line_writer
+    started, other_done = threading.Event(), threading.Event()
+
+    def first():
+        writer.write("first thread: ")
+        started.set()
+        other_done.wait(10)
+        writer.write("its line\n")
+
+    def second():
+        started.wait(10)
+        # Lands between the first thread's two writes: on a plain unbuffered stream the two
+        # lines would read "first thread: second thread\nits line\n".
+        print("second", "thread", file=writer)
+        other_done.set()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert read() == "second thread\nfirst thread: its line\n"
+
+
+def test_lines_printed_from_many_threads_and_log_lines_never_splice(line_writer, tmp_path):
+    writer, read = line_writer
+    plogging.set_destination(path=str(tmp_path / "out.txt"))
+    try:
+
+        def spam(i):
+            for j in range(300):
+                print(f"thread {i}", "line", j, "of several arguments", file=writer)
+                if j % 30 == 0:
+                    logger.info("between prints", thread=i, j=j)
+
+        threads = [threading.Thread(target=spam, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        plogging.set_destination(fd=2)
+    lines = read().splitlines()
+    printed = sorted(line for line in lines if not line.startswith("{"))
+    assert printed == sorted(f"thread {i} line {j} of several arguments" for i in range(8) for j in range(300))
+    logged = [json.loads(line) for line in lines if line.startswith("{")]
+    assert len(logged) == 8 * 10
+    assert all(record["msg"] == "between prints" for record in logged)
+
+
+def test_flush_writes_the_callers_unfinished_line_and_flush_all_everyones(line_writer):
+    writer, read = line_writer
+    writer.write("main, unfinished")
+    other = threading.Thread(target=lambda: (writer.write("other, unfinished"), writer.flush()))
+    other.start()
+    other.join(10)
+    assert read() == "other, unfinished"
+    writer.write("; then another part")
+    writer.flush_all()
+    assert read() == "other, unfinishedmain, unfinished; then another part"
+
+
+def test_a_line_that_never_ends_is_written_once_it_is_long(line_writer):
+    writer, read = line_writer
+    writer.write("x" * plogging.LineWriter.MAX_PENDING)
+    assert read() == ""
+    writer.write("y")
+    assert read() == "x" * plogging.LineWriter.MAX_PENDING + "y"
+
+
+def test_a_line_writer_looks_like_the_stream_it_wraps(line_writer):
+    writer, _ = line_writer
+    assert writer.fileno() == writer.wrapped.fileno()
+    assert writer.encoding == "utf-8"
+    assert writer.mode == "a"
+    assert writer.writable()
+    with pytest.raises(TypeError):
+        writer.write(b"bytes")  # type: ignore[arg-type]

@@ -384,7 +384,9 @@ def runtime_in_process():
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     filters = list(warnings.filters)
+    stdout, stderr = sys.stdout, sys.stderr
     yield
+    sys.stdout, sys.stderr = stdout, stderr
     root.handlers[:] = handlers
     root.setLevel(level)
     logging.captureWarnings(False)
@@ -484,3 +486,53 @@ def test_an_unsendable_answer_is_a_500_logged_and_the_connection_serves_on(runti
     assert "invalid response status 101" in line("unsendable-2")["msg"]
     assert "invalid response status 42" in line("unsendable-3")["msg"]
     assert runtime.process.poll() is None
+
+
+PRINTING = """
+    import threading
+    from pilotlight import get, logger
+
+    THREADS = 8
+    LINES = 300
+    together = threading.Barrier(THREADS)
+
+    @get("/print")
+    def printing(request):
+        me = request.query["n"]
+        together.wait(10)
+        for i in range(LINES):
+            # print writes each argument, the separators and the end separately.
+            print(f"thread {me} line {i}", "with", "several", "arguments")
+            if i % 50 == 0:
+                logger.info("between prints", thread=me, i=i)
+        return "printed"
+
+    @get("/done")
+    def done():
+        logger.info("all printed")
+        return "done"
+"""
+
+
+def test_prints_from_concurrent_def_handlers_come_out_as_whole_lines(runtime, tmp_path):
+    runtime.recv_type("hello")
+    assert runtime.ask({"type": "load", "root": function(tmp_path, PRINTING)})["type"] == "loaded"
+    threads, lines = 8, 300
+    results: list[Any] = []
+    callers = [threading.Thread(target=lambda n=n: results.append(runtime.http("GET", f"/print?n={n}"))) for n in range(threads)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(30)
+    assert [status for status, _, _ in results] == [200] * threads
+    # Written after everything else on the same pipe: once it is read, so is all that came before.
+    assert runtime.http("GET", "/done")[0] == 200
+    for _ in range(2000):
+        if any(r.get("msg") == "all printed" for r in runtime.stdout):
+            break
+        time.sleep(0.01)
+    expected = [f"thread {n} line {i} with several arguments" for n in range(threads) for i in range(lines)]
+    # Every line the harness could not parse as JSON went to runtime.stderr (with the real stderr):
+    # each one must be a whole printed line, and every printed line must be there once.
+    assert sorted(runtime.stderr) == sorted(expected)
+    assert len([r for r in runtime.stdout if r.get("msg") == "between prints"]) == threads * (lines // 50)
