@@ -48,14 +48,61 @@ class LoadRequest:
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> LoadRequest:
-        env = message.get("env") or {}
+        """The request a ``load`` message makes, its fields checked as the watchdog checks a
+        ``/_/specialize`` body: ``root`` a non-empty string; ``entrypoint``, ``function`` and
+        ``instance`` strings when given; ``env`` an object of strings, each name non-empty without
+        ``=`` or NUL, each value without NUL. A null value is refused, not taken as "unset": the
+        watchdog never sends one, and guessing (skip it? remove an inherited variable?) would hide
+        the sender's bug.
+
+        :raises LoadError: ``PILOTLIGHT_BAD_LOAD``, naming every field that is wrong.
+        """
+        problems: list[str] = []
+        root = message.get("root")
+        if not isinstance(root, str) or not root:
+            problems.append(f'"root" must be the code\'s directory, a non-empty string; got {_json_kind(root)}')
+        for key in ("entrypoint", "function", "instance"):
+            value = message.get(key)
+            if value is not None and not isinstance(value, str):
+                problems.append(f'"{key}" must be a string; got {_json_kind(value)}')
+        env = message.get("env")
+        if env is None:
+            env = {}
+        elif not isinstance(env, dict):
+            problems.append(f'"env" must be an object of strings; got {_json_kind(env)}')
+            env = {}
+        for name, value in env.items():
+            if not name or "=" in name or "\0" in name:
+                problems.append(f'env name {name!r} must be non-empty, without "=" or NUL')
+            if not isinstance(value, str):
+                problems.append(f"env {name!r} must be a string; got {_json_kind(value)}" + (" (leave the variable out instead)" if value is None else ""))
+            elif "\0" in value:
+                problems.append(f"env {name!r} must not contain NUL")
+        if problems:
+            raise LoadError("PILOTLIGHT_BAD_LOAD", "the load message is malformed: " + "; ".join(problems))
         return cls(
-            root=str(message.get("root") or ""),
+            root=root,
             entrypoint=message.get("entrypoint") or None,
             function=message.get("function") or None,
             instance=message.get("instance") or None,
-            env={str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {},
+            env=dict(env),
         )
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return "an empty string" if not value else "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 @dataclass(frozen=True)

@@ -536,3 +536,43 @@ def test_prints_from_concurrent_def_handlers_come_out_as_whole_lines(runtime, tm
     # each one must be a whole printed line, and every printed line must be there once.
     assert sorted(runtime.stderr) == sorted(expected)
     assert len([r for r in runtime.stdout if r.get("msg") == "between prints"]) == threads * (lines // 50)
+
+
+ENV_ECHO = """
+    import os
+
+    def handler(request):
+        return {"value": os.environ.get("LOAD_TEST_VALUE"), "other": os.environ.get("LOAD_TEST_OTHER")}
+"""
+
+
+@pytest.mark.parametrize(
+    ("load", "fragments"),
+    [
+        ({"env": {"LOAD_TEST_VALUE": None}}, ["env 'LOAD_TEST_VALUE' must be a string; got null", "leave the variable out"]),
+        ({"env": {"LOAD_TEST_VALUE": 5}}, ["env 'LOAD_TEST_VALUE' must be a string; got the number 5"]),
+        ({"env": {"A=B": "x"}}, ["env name 'A=B' must be non-empty, without \"=\" or NUL"]),
+        ({"env": {"LOAD_TEST_VALUE": "nul\u0000"}}, ["env 'LOAD_TEST_VALUE' must not contain NUL"]),
+        ({"env": ["LOAD_TEST_VALUE=1"]}, ['"env" must be an object of strings; got an array']),
+        ({"entrypoint": 42}, ['"entrypoint" must be a string; got the number 42']),
+        ({"entrypoint": ["main.py"], "function": {"name": "x"}}, ['"entrypoint" must be a string; got an array', '"function" must be a string; got an object']),
+        ({"root": None}, ['"root" must be the code\'s directory, a non-empty string; got null']),
+        ({"root": 7}, ['"root" must be the code\'s directory, a non-empty string; got the number 7']),
+    ],
+    ids=["env-null", "env-number", "env-name-with-equals", "env-nul", "env-array", "entrypoint-number", "entrypoint-and-function", "root-null", "root-number"],
+)
+def test_a_malformed_load_is_refused_with_its_reason_and_the_runtime_stays_generic(runtime, tmp_path, load, fragments):
+    runtime.recv_type("hello")
+    root = function(tmp_path, ENV_ECHO)
+    reply = runtime.ask({"type": "load", "root": root, **load})
+    assert reply["type"] == "error"
+    assert reply["code"] == "PILOTLIGHT_BAD_LOAD"
+    assert reply["message"].startswith("the load message is malformed: ")
+    for fragment in fragments:
+        assert fragment in reply["message"]
+    assert runtime.http()[0] == 503
+    # Nothing of it was applied: a good load afterwards sees none of the refused env.
+    loaded = runtime.ask({"type": "load", "root": root, "env": {"LOAD_TEST_OTHER": "set"}})
+    assert loaded["type"] == "loaded"
+    status, _, body = runtime.http()
+    assert (status, json.loads(body)) == (200, {"value": None, "other": "set"})
