@@ -263,8 +263,8 @@ def _now_iso() -> str:
 def _dumps(record: dict[str, Any]) -> bytes:
     try:
         text = json.dumps(record, default=_default, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError) as error:
-        # A field that cannot be written (a circular structure): keep the line, say why.
+    except (TypeError, ValueError, RecursionError) as error:
+        # A field that cannot be written (a circular or too deeply nested structure): keep the line, say why.
         text = json.dumps(
             {"level": record.get("level"), "time": record.get("time"), "msg": str(record.get("msg")), "log_error": str(error)},
             separators=(",", ":"),

@@ -173,6 +173,16 @@ def test_errors_and_odd_values_are_serialized(log_lines):
     assert line["obj"].startswith("<object object")
 
 
+def test_a_value_nested_too_deeply_to_write_keeps_the_line_and_says_why(log_lines):
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    logger.info("with a deep value", deep=deep)
+    [line] = log_lines()
+    assert line["msg"] == "with a deep value"
+    assert "recursion" in line["log_error"]
+
+
 def test_levels_names_and_children(log_lines, monkeypatch):
     named = get_logger("orders", component="db")
     child = named.child(table="orders")
