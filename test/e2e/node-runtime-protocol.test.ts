@@ -67,3 +67,24 @@ describe('Node runtime: control channel', () => {
     expect(runtime.process.exitCode).toBeNull();
   });
 });
+
+describe('Node runtime: load', () => {
+  const FIXTURE = fileURLToPath(new URL('../fixtures/sdk/context-plain/', import.meta.url));
+
+  it('refuses a malformed load with PILOTLIGHT_BAD_LOAD naming each field, and loads a good one after', async () => {
+    const runtime = startRuntime();
+    expect((await runtime.next()).type).toBe('hello');
+    runtime.control.write(`${JSON.stringify({ type: 'load', id: 1, root: FIXTURE, env: { LEFT_OVER: 'no', EMPTY: null } })}\n`);
+    const refused = await runtime.next();
+    expect(refused).toMatchObject({ type: 'error', id: 1, code: 'PILOTLIGHT_BAD_LOAD' });
+    expect(refused.message).toContain('env "EMPTY" must be a string, not null');
+
+    runtime.control.write(`${JSON.stringify({ type: 'load', id: 2, root: 42, entrypoint: 7, env: ['A=1'] })}\n`);
+    const many = await runtime.next();
+    expect(many).toMatchObject({ type: 'error', id: 2, code: 'PILOTLIGHT_BAD_LOAD' });
+    for (const field of ['root must be', 'entrypoint must be', 'env must be an object']) expect(many.message).toContain(field);
+
+    runtime.control.write(`${JSON.stringify({ type: 'load', id: 3, root: FIXTURE, function: 'after-refusals' })}\n`);
+    expect(await runtime.next()).toMatchObject({ type: 'loaded', id: 3, kind: 'handler' });
+  });
+});

@@ -13,6 +13,32 @@ export interface LoadRequest {
 }
 
 /**
+ * The `load` message as a {@link LoadRequest}, or a `PILOTLIGHT_BAD_LOAD` error naming every field
+ * that is wrong. The watchdog checks the same in `/_/specialize`; a runtime told by anything else
+ * must not turn a `null` into the string "null" in the function's env.
+ */
+export function loadRequestOf(message: Readonly<Record<string, unknown>>): LoadRequest {
+  const problems: string[] = [];
+  const { root, entrypoint, function: name, instance, env } = message;
+  if (typeof root !== 'string' || root === '') problems.push('root must be a non-empty string');
+  for (const [field, value] of [['entrypoint', entrypoint], ['function', name], ['instance', instance]] as const) {
+    if (value !== undefined && typeof value !== 'string') problems.push(`${field} must be a string when given`);
+  }
+  if (env !== undefined) {
+    if (env === null || typeof env !== 'object' || Array.isArray(env)) problems.push('env must be an object of strings');
+    else {
+      for (const [key, value] of Object.entries(env)) {
+        if (key === '' || key.includes('=') || key.includes('\0')) problems.push(`env name ${JSON.stringify(key)} must be non-empty, without = or NUL`);
+        if (typeof value !== 'string') problems.push(`env ${JSON.stringify(key)} must be a string, not ${value === null ? 'null' : typeof value}`);
+        else if (value.includes('\0')) problems.push(`env ${JSON.stringify(key)} must not contain NUL`);
+      }
+    }
+  }
+  if (problems.length > 0) throw new LoadError('PILOTLIGHT_BAD_LOAD', `the load message is malformed: ${problems.join('; ')}`);
+  return message as unknown as LoadRequest;
+}
+
+/**
  * The function's logger was made as the runtime started, before the load's env existed; a
  * level given there applies to it too, as it does to `ctx.logger`, made later.
  */

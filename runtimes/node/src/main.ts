@@ -4,7 +4,7 @@ import { logger, setHintSink } from '@pilotlight/logger';
 import type { ServedFunction } from '@pilotlight/sdk/serve';
 import { ControlChannel, type Message } from './control.js';
 import { LoadError } from './entry.js';
-import { type LoadRequest, loadFunction } from './load.js';
+import { loadFunction, loadRequestOf } from './load.js';
 import { shareRuntimePackages } from './shared-modules.js';
 import { warmUp, warmupListener } from './warmup.js';
 
@@ -78,7 +78,7 @@ export async function runRuntime(env: NodeJS.ProcessEnv): Promise<void> {
     loading = true;
     const started = performance.now();
     try {
-      loaded = await loadFunction(message as unknown as LoadRequest);
+      loaded = await loadFunction(loadRequestOf(message));
       serve = loaded.listener;
       control.send({
         type: 'loaded',
