@@ -292,8 +292,13 @@ describe('http mode: proxying', () => {
 });
 
 describe('http mode: PILOTLIGHT_BUFFER_REQUEST_BODY', () => {
-  it('sends a chunked request body upstream whole, with a Content-Length', async () => {
-    const { watchdog } = await startHttp('http-upstream.js', { env: { PILOTLIGHT_BUFFER_REQUEST_BODY: 'true' } });
+  it.each([
+    { name: 'PILOTLIGHT_BUFFER_REQUEST_BODY' },
+    { name: 'http_buffer_req_body' },
+    // of-watchdog's older name for it, still read by of-watchdog and set by older templates.
+    { name: 'buffer_http' },
+  ])('$name sends a chunked request body upstream whole, with a Content-Length', async ({ name }) => {
+    const { watchdog } = await startHttp('http-upstream.js', { env: { [name]: 'true' } });
     const chunks = [randomBytes(10_000), randomBytes(20_000), randomBytes(5)];
     const res = await send(`${watchdog.url}/headers`, { method: 'POST', body: chunks });
     expect(res.status).toBe(200);

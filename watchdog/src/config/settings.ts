@@ -272,7 +272,7 @@ export const SETTINGS = {
   bufferRequestBody: setting({
     env: 'PILOTLIGHT_BUFFER_REQUEST_BODY',
     flag: 'buffer-request-body',
-    aliases: ['http_buffer_req_body'],
+    aliases: ['http_buffer_req_body', 'buffer_http'],
     default: 'false',
     parse: parseBool,
     doc: '`http` mode: read the whole request body before proxying and send it with a Content-Length, for upstreams that cannot take chunked bodies.',
