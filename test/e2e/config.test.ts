@@ -57,6 +57,16 @@ describe('configuration errors fail fast with PILOTLIGHT_CONFIG_INVALID', () => 
     expect(problems.join('\n')).toContain('PILOTLIGHT_EXEC_TIMOUT');
   });
 
+  it("refuses of-watchdog's jwt_auth rather than serve the function unauthenticated", async () => {
+    const problems = expectConfigFailure(await runCli([], { ...SERIALIZING, jwt_auth: 'true' }));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain('jwt_auth=true');
+    expect(problems[0]).toContain('unauthenticated');
+    // Off is what it is without the setting: nothing to refuse.
+    const off = await runCli(['--version'], { ...SERIALIZING, jwt_auth: 'false' });
+    expect(off.code).toBe(0);
+  });
+
   it('refuses an unknown flag', async () => {
     const problems = expectConfigFailure(await runCli(['--no-such-flag', 'x'], SERIALIZING));
     expect(problems.join('\n')).toContain('--no-such-flag');

@@ -120,6 +120,21 @@ function crossCheck(config: Config, problems: string[]): void {
 }
 
 /**
+ * of-watchdog settings Pilotlight does not implement and must not ignore: the function would be
+ * served without what they ask for. (Those it ignores, such as `log_callid`, change only logs.)
+ */
+const REFUSED_OF_WATCHDOG: Readonly<Record<string, string>> = {
+  jwt_auth:
+    "is OpenFaaS Pro's per-function authentication, which Pilotlight does not implement: requests would reach the function unauthenticated; " +
+    'authenticate in front of the function (the gateway) and unset it',
+};
+
+/** True for the values of-watchdog reads as on (`strconv.ParseBool`, or "1"). */
+function switchedOn(value: string | undefined): boolean {
+  return value !== undefined && ['1', 't', 'T', 'true', 'TRUE', 'True'].includes(value);
+}
+
+/**
  * Builds the configuration from the environment and the command line, and nothing else.
  * A CLI flag wins over `PILOTLIGHT_*`, which wins over the aliases, which win over the default.
  * Every problem is collected before throwing, so one start reports them all.
@@ -133,6 +148,9 @@ export function loadConfig(env: Env, argv: readonly string[]): { command: Comman
     if (name.startsWith('PILOTLIGHT_') && !KNOWN_ENV.has(name) && !(name in FUNCTION_VARIABLES)) {
       problems.push(`unknown setting ${name}: check the spelling against docs/config.md`);
     }
+  }
+  for (const [name, why] of Object.entries(REFUSED_OF_WATCHDOG)) {
+    if (switchedOn(env[name])) problems.push(`${name}=${env[name]} (of-watchdog) ${why}`);
   }
   const values: Record<string, unknown> = {};
   for (const key of KEYS) {
